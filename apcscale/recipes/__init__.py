@@ -1,0 +1,1 @@
+"""Runnable entry points: prepare, train, sweep, fit (python -m apcscale.recipes.<name>)."""

@@ -1,0 +1,101 @@
+"""The training recipe: one YAML file describes one training run.
+
+    name: lstm-fsdd
+    data: {subset: d7, crop_frames: 256, batch_size: 32}
+    model: {arch: lstm, width: 256, depth: 3}
+    optim: {lr: 2.0e-3, schedule: wsd}
+    budget: {frames: 2000000}
+    eval: {points: 12}
+    trainer: {precision: auto}
+
+Every field is checked (names, types, cross-field rules) by `load_train_recipe`
+before any data is touched or any model is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apcscale.models.config import ModelConfig
+from apcscale.models.optim import OptimConfig
+from apcscale.train.budget import BudgetConfig, EvalConfig
+from apcscale.utils.schema import check, load_recipe
+
+
+@dataclass
+class DataConfig:
+    """Where the training data comes from and how it is streamed.
+
+    manifest: a prepared manifest.json (python -m apcscale.recipes.prepare).
+    audio: else, a folder of audio to prepare (default: FSDD, see apcscale.data.resolve_audio).
+    prepared_dir: where to prepare it (default: <cache>/prepared/<audio folder name>).
+    subset: a nested training subset of the manifest (d0 = smallest ... ; default: the largest).
+    """
+
+    manifest: str | None = None
+    audio: str | None = None
+    prepared_dir: str | None = None
+    n_mels: int | None = None
+    subset: str | None = None
+    crop_frames: int = 256
+    batch_size: int = 32
+    num_workers: int = 2
+    shuffle_buffer: int = 1000
+    eval_crop_frames: int = 2000
+    seed: int = 0
+
+    def validate(self) -> None:
+        check(not (self.manifest and self.audio), "manifest", "give either manifest or audio, not both")
+        check(self.crop_frames >= 8, "crop_frames", f"must be at least 8, got {self.crop_frames}")
+        check(self.batch_size >= 1, "batch_size", f"must be positive, got {self.batch_size}")
+        check(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
+        check(self.shuffle_buffer >= 1, "shuffle_buffer", f"must be positive, got {self.shuffle_buffer}")
+        check(self.eval_crop_frames >= 8, "eval_crop_frames", f"must be at least 8, got {self.eval_crop_frames}")
+        if self.n_mels is not None:
+            check(self.n_mels >= 1, "n_mels", f"must be positive, got {self.n_mels}")
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings.
+
+    precision "auto": bf16-mixed on a CUDA GPU, 32-true on CPU.
+    compile: torch.compile the context network (GPU runs; slow to start on CPU).
+    """
+
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    seed: int = 0
+    log_every_n_steps: int = 20
+    checkpoint: bool = True
+
+    def validate(self) -> None:
+        check(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator",
+              f"must be auto, cpu, gpu, cuda or mps, got {self.accelerator!r}")
+        allowed = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
+        check(self.precision in allowed, "precision", f"must be one of {', '.join(allowed)}, got {self.precision!r}")
+        check(self.log_every_n_steps >= 1, "log_every_n_steps", "must be positive")
+
+
+@dataclass
+class TrainRecipe:
+    name: str = "train"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(epochs=10))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    output_dir: str = "runs"
+
+    def validate(self) -> None:
+        check(bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}")
+
+
+def load_train_recipe(path: str | Path, overrides: list[str] | None = None) -> TrainRecipe:
+    """Read and validate a training recipe; `overrides` are "a.b=value" strings."""
+    return load_recipe(TrainRecipe, path, overrides)

@@ -1,0 +1,255 @@
+"""One training run: recipe in, learning curve, checkpoints and a summary out.
+
+    run_dir/
+      summary.json      N, C, D, final and best dev loss, status, the whole curve
+      curve.csv         one row per dev evaluation (frames, FLOPs, steps, wall time, dev loss)
+      metrics.csv       Lightning's CSVLogger: train loss per step, dev metrics per evaluation
+      hparams.yaml      (CSVLogger)
+      recipe.yaml       the validated recipe, with every default filled in
+      checkpoints/      last.ckpt and best.ckpt (lowest dev loss)
+
+Used by `python -m apcscale.recipes.train` and, inside Ray Tune trials, by the sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from apcscale.models.apc import APCModule, NonFiniteLossError
+from apcscale.train.budget import evaluation_points
+from apcscale.train.callbacks import CurveRecorder, FramesProgressBar
+from apcscale.train.config import DataConfig, TrainerConfig, TrainRecipe
+from apcscale.train.loop import IntervalDataModule
+from apcscale.utils.schema import RecipeError, to_dict
+
+
+class RunDirError(RuntimeError):
+    """The run directory holds a previous run and neither resume nor overwrite was asked for."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # finished | failed
+    summary: dict[str, Any]
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def final_loss(self) -> float:
+        return self.summary.get("final_dev_loss", math.nan)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("APCSCALE_CACHE", Path.home() / ".cache" / "apcscale")).expanduser()
+
+
+def resolve_manifest(data: DataConfig, *, progress: bool = True) -> Path:
+    """The manifest a run trains on: given, or prepared (once, then reused) from audio."""
+    from apcscale.data import ensure_prepared, resolve_audio
+
+    if data.manifest:
+        path = Path(data.manifest).expanduser()
+        if not path.is_file():
+            raise RecipeError("data.manifest", f"manifest not found: {path}")
+        return path
+    audio = resolve_audio(data.audio)
+    if data.prepared_dir:
+        out = Path(data.prepared_dir).expanduser()
+    else:
+        tag = hashlib.sha256(f"{Path(audio).resolve()}|{data.n_mels}".encode()).hexdigest()[:8]
+        out = cache_dir() / "prepared" / f"{Path(audio).name}-{tag}"
+    return ensure_prepared(audio, out, n_mels=data.n_mels, progress=progress)
+
+
+def trainer_settings(cfg: TrainerConfig) -> dict[str, Any]:
+    """Accelerator, devices, strategy and precision with "auto" resolved the apcscale way."""
+    gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else ("16-mixed" if gpu else "32-true")
+    return {"accelerator": cfg.accelerator, "devices": cfg.devices, "strategy": cfg.strategy, "precision": precision}
+
+
+def build_datamodule(recipe: TrainRecipe, manifest: Path):
+    from apcscale.data import APCDataModule
+
+    d = recipe.data
+    return APCDataModule(
+        manifest,
+        subset=d.subset,
+        crop_frames=d.crop_frames,
+        batch_size=d.batch_size,
+        num_workers=d.num_workers,
+        seed=d.seed,
+        shuffle_buffer=d.shuffle_buffer,
+        eval_crop_frames=d.eval_crop_frames,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def subset_info(manifest: Path, subset: str | None) -> dict[str, Any]:
+    """Name, frames and feature size of the training subset (default: the largest)."""
+    from apcscale.data import Manifest
+
+    m = Manifest.load(manifest)
+    name = subset or m.largest_subset
+    entry = m.subset(name)
+    return {"subset": name, "frames": int(entry["frames"]), "feature_dim": m.feature_dim}
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Returns the checkpoint to resume from, if any."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and last.is_file():
+        return last
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        if not overwrite:
+            raise RunDirError(
+                f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start over, "
+                "or choose another name/output directory"
+            )
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def run_training(
+    recipe: TrainRecipe,
+    *,
+    run_dir: str | Path | None = None,
+    callbacks: Iterable[L.Callback] = (),
+    progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+    manifest: str | Path | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train one APC model as the recipe says. Raises NonFiniteLossError (after saving the
+    summary, with status "failed") if the loss turns NaN; everything already written stays."""
+    run_dir = Path(run_dir) if run_dir is not None else Path(recipe.output_dir) / recipe.name
+    manifest = Path(manifest) if manifest is not None else resolve_manifest(recipe.data, progress=progress)
+    resume_from = _prepare_run_dir(run_dir, resume, overwrite)
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+
+    L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
+    data = build_datamodule(recipe, manifest)
+    info = subset_info(manifest, recipe.data.subset)
+    unit, total = recipe.budget.resolve(info["frames"])
+    points = evaluation_points(total, recipe.eval)
+    module = APCModule(
+        feature_dim=info["feature_dim"],
+        model=recipe.model,
+        optim=recipe.optim,
+        clock={"unit": unit, "total": total, "points": points},
+        compile=recipe.trainer.compile,
+    )
+    curve = CurveRecorder(run_dir / "curve.csv")
+    if resume_from is not None:
+        curve.load_existing()
+    cbs: list[L.Callback] = [curve, *callbacks]
+    if recipe.trainer.checkpoint:
+        cbs.append(ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="best", monitor="dev/loss", mode="min",
+            save_top_k=1, save_last=True, enable_version_counter=False,
+        ))
+    if progress:
+        cbs.append(FramesProgressBar(label=recipe.name))
+    settings = trainer_settings(recipe.trainer)
+    kwargs: dict[str, Any] = dict(
+        **settings,
+        max_epochs=-1,
+        max_steps=-1,
+        num_sanity_val_steps=0,
+        gradient_clip_val=recipe.optim.grad_clip or None,
+        logger=CSVLogger(run_dir, name="", version=""),
+        log_every_n_steps=recipe.trainer.log_every_n_steps,
+        callbacks=cbs,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        enable_checkpointing=recipe.trainer.checkpoint,
+        default_root_dir=run_dir,
+    )
+    kwargs.update(trainer_overrides or {})
+    trainer = L.Trainer(**kwargs)
+    wrapped = IntervalDataModule(data, module)
+
+    summary = _summary_head(recipe, module, info, unit, total, settings)
+    if progress and trainer.is_global_zero:
+        print(_describe(summary))
+    started = time.perf_counter()
+    status, error = "finished", None
+    try:
+        if resume_from is None and recipe.eval.at_start and 0 in points:
+            trainer.validate(module, datamodule=wrapped, verbose=False)  # the untrained model: the curve's start
+            module.clock.mark_evaluated(0, 0)
+        trainer.fit(module, datamodule=wrapped, ckpt_path=str(resume_from) if resume_from else None)
+    except NonFiniteLossError as exc:
+        status, error = "failed", str(exc)
+        raise
+    finally:
+        summary.update(_summary_tail(module, curve.points, status, error, time.perf_counter() - started))
+        if trainer.is_global_zero:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    return TrainResult(run_dir=run_dir, status=status, summary=summary, curve=list(curve.points))
+
+
+def _summary_head(recipe, module: APCModule, info: dict, unit: str, total: int, settings: dict) -> dict:
+    return {
+        "name": recipe.name,
+        "arch": recipe.model.arch,
+        "width": recipe.model.width,
+        "depth": recipe.model.depth,
+        "label": recipe.model.label,
+        "N": module.size.n_context,
+        "N_total": module.size.n_total,
+        "flops_per_frame": module.flops_per_frame(recipe.data.crop_frames),
+        "subset": info["subset"],
+        "subset_frames": info["frames"],
+        "subset_hours": info["frames"] / 360_000.0,
+        "budget_unit": unit,
+        "budget_total": total,
+        "precision": settings["precision"],
+        "accelerator": settings["accelerator"],
+    }
+
+
+def _summary_tail(module: APCModule, points: list[dict], status: str, error: str | None, seconds: float) -> dict:
+    losses = [p["dev/loss"] for p in points]
+    return {
+        "status": status,
+        "error": error,
+        "frames": module.frames_seen,
+        "flops": module.flops_seen,
+        "steps": int(points[-1]["steps"]) if points else 0,
+        "wall_time": module.wall_time,
+        "train_time": module.train_time,
+        "seconds": seconds,
+        "final_dev_loss": losses[-1] if losses else math.nan,
+        "min_dev_loss": min(losses) if losses else math.nan,
+        "copy_baseline": points[-1]["dev/copy_baseline"] if points else math.nan,
+        "curve": points,
+    }
+
+
+def _describe(s: dict) -> str:
+    hours = s["subset_hours"]
+    return (
+        f"{s['name']}: {s['label']}  N={s['N']:,} (total {s['N_total']:,})  "
+        f"{s['flops_per_frame'] / 1e6:.2f} MFLOP/frame  subset {s['subset']} ({s['subset_frames']:,} frames, "
+        f"{hours * 60:.1f} min)  budget {s['budget_total']:,} {s['budget_unit']}  precision {s['precision']}"
+    )
