@@ -3,8 +3,8 @@
     run_dir/
       summary.json      N, C, D, final and best dev loss, status, the whole curve
       curve.csv         one row per dev evaluation (frames, FLOPs, steps, wall time, dev loss)
-      metrics.csv       Lightning's CSVLogger: train loss per step, dev metrics per evaluation
-      hparams.yaml      (CSVLogger)
+      logs/version_k/   Lightning's CSVLogger (metrics.csv: train loss per step, dev metrics per
+                        evaluation; hparams.yaml); each resume of the run adds a version
       recipe.yaml       the validated recipe, with every default filled in
       checkpoints/      last.ckpt and best.ckpt (lowest dev loss)
 
@@ -20,10 +20,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import lightning as L
 import torch
+import warnings
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -34,6 +35,10 @@ from apcscale.train.callbacks import CurveRecorder, FramesProgressBar
 from apcscale.train.config import DataConfig, TrainerConfig, TrainRecipe
 from apcscale.train.loop import IntervalDataModule
 from apcscale.utils.schema import RecipeError, to_dict
+
+
+# the module's on_before_batch_transfer (FLOP counting on CPU lengths) is meant to run with a datamodule
+warnings.filterwarnings("ignore", message=r".*overridden `on_before_batch_transfer`.*")
 
 
 class RunDirError(RuntimeError):
@@ -138,13 +143,19 @@ def run_training(
     overwrite: bool = False,
     manifest: str | Path | None = None,
     trainer_overrides: dict[str, Any] | None = None,
+    trainer_hook: Callable[[L.Trainer], L.Trainer] | None = None,
+    primary: bool = True,
 ) -> TrainResult:
     """Train one APC model as the recipe says. Raises NonFiniteLossError (after saving the
     summary, with status "failed") if the loss turns NaN; everything already written stays."""
     run_dir = Path(run_dir) if run_dir is not None else Path(recipe.output_dir) / recipe.name
     manifest = Path(manifest) if manifest is not None else resolve_manifest(recipe.data, progress=progress)
-    resume_from = _prepare_run_dir(run_dir, resume, overwrite)
-    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    if primary:  # one process of a multi-process run owns the directory
+        resume_from = _prepare_run_dir(run_dir, resume, overwrite)
+        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    else:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        resume_from = last if resume and last.is_file() else None
 
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
     data = build_datamodule(recipe, manifest)
@@ -176,7 +187,7 @@ def run_training(
         max_steps=-1,
         num_sanity_val_steps=0,
         gradient_clip_val=recipe.optim.grad_clip or None,
-        logger=CSVLogger(run_dir, name="", version=""),
+        logger=CSVLogger(run_dir, name="logs"),  # logs/version_<k>: a resumed run adds a version
         log_every_n_steps=recipe.trainer.log_every_n_steps,
         callbacks=cbs,
         enable_progress_bar=progress,
@@ -186,6 +197,8 @@ def run_training(
     )
     kwargs.update(trainer_overrides or {})
     trainer = L.Trainer(**kwargs)
+    if trainer_hook is not None:
+        trainer = trainer_hook(trainer)
     wrapped = IntervalDataModule(data, module)
 
     summary = _summary_head(recipe, module, info, unit, total, settings)

@@ -1,0 +1,96 @@
+"""Prepare speech for training: audio -> log-Mel WebDataset shards, nested subsets, manifest.
+
+    python -m apcscale.recipes.prepare ../shared/data/fsdd prepared/fsdd
+    python -m apcscale.recipes.prepare fsdd prepared/fsdd             # FSDD, cached or downloaded once
+    python -m apcscale.recipes.prepare librispeech:train-clean-100 prepared/ls100 --workers 16
+
+SOURCE is a folder of .wav/.flac files (searched recursively, any sample rate), `fsdd`, or
+`librispeech:SUBSET` (downloaded through torchaudio.datasets.LIBRISPEECH into the cache, then
+read as a folder). Rerunning reuses what is already prepared and verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from apcscale.data.prepare import PrepareOptions
+
+    d = PrepareOptions()
+    p = argparse.ArgumentParser(prog="python -m apcscale.recipes.prepare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="audio folder, 'fsdd', or 'librispeech:SUBSET' (e.g. librispeech:train-clean-100)")
+    p.add_argument("out_dir", help="output folder (manifest.json, train/, dev/)")
+    p.add_argument("--n-mels", type=int, default=None, help="Mel bins (default 80 at >= 16 kHz, else 40)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="feature sample rate; other rates are resampled (default: the most common in the input)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--dev-fraction", type=float, default=d.dev_fraction,
+                   help=f"share of utterances held out, whole speakers when known (default {d.dev_fraction})")
+    p.add_argument("--shard-utterances", type=int, default=d.shard_utterances,
+                   help=f"at most this many utterances per shard (default {d.shard_utterances})")
+    p.add_argument("--shard-frames", type=int, default=d.shard_frames,
+                   help=f"at most this many frames per shard (default {d.shard_frames})")
+    p.add_argument("--min-subset-frames", type=int, default=d.min_subset_frames,
+                   help=f"frames in the smallest nested subset, at least (default {d.min_subset_frames})")
+    p.add_argument("--max-subsets", type=int, default=d.max_subsets,
+                   help=f"at most this many nested subsets (default {d.max_subsets})")
+    p.add_argument("--seed", type=int, default=d.seed, help="salt of the dev choice and subset order")
+    p.add_argument("--verify", action="store_true", help="afterwards, check every shard's sha256")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from apcscale.data import AudioSourceError, DataError, Manifest, ensure_prepared, resolve_audio
+
+    console = Console(stderr=True, quiet=args.no_progress)
+    extra = None
+    try:
+        audio = resolve_audio(args.source)
+        if args.source.startswith("librispeech:"):
+            extra = {"kind": "librispeech", "subset": args.source.split(":", 1)[1]}
+        elif args.source == "fsdd":
+            from apcscale.data.source import FSDD_COMMIT
+
+            extra = {"kind": "fsdd", "commit": FSDD_COMMIT}
+        started = time.perf_counter()
+        path = ensure_prepared(audio, args.out_dir, n_mels=args.n_mels, workers=args.workers,
+                               progress=not args.no_progress, source=extra, dev_fraction=args.dev_fraction,
+                               shard_utterances=args.shard_utterances, shard_frames=args.shard_frames,
+                               min_subset_frames=args.min_subset_frames, max_subsets=args.max_subsets,
+                               sample_rate=args.sample_rate, seed=args.seed)
+        m = Manifest.load(path)
+        if args.verify:
+            m.verify(deep=True)
+    except (AudioSourceError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    feats = m.features
+    table = Table(title=f"{path}  ({time.perf_counter() - started:.1f} s)")
+    for col in ("subset", "shards", "utterances", "frames", "hours"):
+        table.add_column(col, justify="right")
+    for name, info in m.subsets.items():
+        table.add_row(name, str(len(info["shards"])), f"{info['utterances']:,}", f"{info['frames']:,}",
+                      f"{info['hours']:.4g}")
+    dev = m.dev
+    table.add_row("dev", str(len(dev["shards"])), f"{dev['utterances']:,}", f"{dev['frames']:,}", f"{dev['hours']:.4g}")
+    console.print(table)
+    console.print(f"{feats['n_mels']} log-Mel bins at {feats['sample_rate']} Hz, {feats['frames_per_second']:g} frames/s; "
+                  f"dev split by {m.data['split']['by']}; {len(m.skipped)} file(s) skipped"
+                  + (f" (first: {m.skipped[0]['path']}: {m.skipped[0]['reason']})" if m.skipped else ""))
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
