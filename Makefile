@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(if $(AUDIO),APCSCALE_AUDIO=$(AUDIO)) $(BIN)/python -m apcscale.recipes.train $(ARGS)
+	$(if $(AUDIO),APCSCALE_AUDIO=$(AUDIO)) $(BIN)/python -m apcscale.recipes.sweep $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

@@ -1,0 +1,233 @@
+"""Run a scaling sweep from a recipe: plan, train on Ray Tune with frontier pruning, fit, report.
+
+    python -m apcscale.recipes.sweep                          # the default: FSDD, LSTM + Transformer, a few CPU minutes
+    python -m apcscale.recipes.sweep --list                   # the sweep recipes in recipes/
+    python -m apcscale.recipes.sweep sweep_librispeech_gpu --dry-run     # print the plan only
+    python -m apcscale.recipes.sweep RECIPE --pruning off     # ground truth (the policy runs in the shadow)
+    python -m apcscale.recipes.sweep RECIPE --resume          # continue an interrupted sweep
+    python -m apcscale.recipes.sweep RECIPE --address auto    # on an existing Ray cluster
+    python -m apcscale.recipes.sweep --replay sweeps/fsdd-default --set pruning.min_fraction=0.3
+    python -m apcscale.recipes.sweep --report sweeps/fsdd-default        # rebuild tables, fits, plots, report
+
+The recipe is validated, the data prepared if needed and the plan printed
+before any trial starts; every mistake in a recipe fails there with the field
+that is wrong. Results go to <output_dir>/<name>/ (see apcscale.sweep.runner).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from apcscale.recipes.train import RECIPES_DIR, find_recipe
+from apcscale.utils.schema import RecipeError, apply_override, from_dict, to_dict
+
+DEFAULT = "sweep_default.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m apcscale.recipes.sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recipe", nargs="?", help=f"recipe file or name in recipes/ (default {DEFAULT})")
+    p.add_argument("--list", action="store_true", help="list the sweep recipes and exit")
+    p.add_argument("--dry-run", action="store_true", help="validate, prepare the data, print the plan, and stop")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a recipe field, e.g. --set budget.cpu_hours=0.1 (repeatable)")
+    p.add_argument("--pruning", choices=("frontier", "off", "asha"), help="override pruning.policy")
+    p.add_argument("--audio", help="folder of audio to prepare and use (overrides data.audio)")
+    p.add_argument("--manifest", help="a prepared manifest.json (overrides data.manifest)")
+    p.add_argument("--output", help="output directory (overrides output_dir); the sweep goes to OUTPUT/<name>")
+    p.add_argument("--address", help="an existing Ray cluster ('auto', 'ray://head:10001'); default: a local Ray")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in the output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous sweep of the same name")
+    p.add_argument("--no-probe", action="store_true", help="estimate times from FLOPs instead of a throughput probe")
+    p.add_argument("--no-progress", action="store_true", help="one line per event instead of the live table")
+    p.add_argument("--report", metavar="SWEEP_DIR", help="rebuild the results of a sweep directory and exit")
+    p.add_argument("--replay", metavar="SWEEP_DIR",
+                   help="replay the recipe's pruning policy over a finished sweep's curves and exit")
+    p.add_argument("--timeline", choices=("recorded", "complete"), default="recorded",
+                   help="--replay: feed evaluations in their recorded order, or with every other run complete")
+    return p
+
+
+def list_recipes() -> None:
+    for path in sorted(RECIPES_DIR.glob("sweep_*.yaml")):
+        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+        print(f"{path.stem:28s} {first}")
+
+
+def _overrides(args) -> list[str]:
+    out = list(args.overrides)
+    if args.audio:
+        out += [f"data.audio={args.audio}", "data.manifest=null"]
+    if args.manifest:
+        out += [f"data.manifest={args.manifest}", "data.audio=null"]
+    if args.output:
+        out.append(f"output_dir={args.output}")
+    if args.pruning:
+        out.append(f"pruning.policy='{args.pruning}'")
+    if args.address:
+        out.append(f"ray.address='{args.address}'")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.list:
+        list_recipes()
+        return 0
+
+    from rich.console import Console
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    try:
+        if args.report:
+            return _report_only(console, Path(args.report))
+        if args.replay:
+            return _replay(console, Path(args.replay), args)
+        return _run(console, args)
+    except RecipeError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    except Exception as exc:
+        from apcscale.sweep.runner import SweepStateError
+
+        try:
+            from apcscale.data import AudioSourceError
+        except ImportError:  # pragma: no cover - the data package is part of the project
+            AudioSourceError = ()  # type: ignore[assignment]
+        if isinstance(exc, (SweepStateError, AudioSourceError)):
+            console.print(f"[bold red]error:[/] {exc}")
+            return 2
+        raise
+
+
+def _load(args, console):
+    from apcscale.sweep.recipe import load_sweep_recipe
+
+    path = find_recipe(args.recipe or DEFAULT, prefix="sweep_")
+    recipe = load_sweep_recipe(path, _overrides(args))
+    return path, recipe
+
+
+def _run(console, args) -> int:
+    from apcscale.sweep.plan import Plan, build_plan, plan_summary, plan_table
+    from apcscale.sweep.recipe import SweepRecipe
+    from apcscale.train.run import resolve_manifest
+
+    started = time.time()
+    path, recipe = _load(args, console)
+    sweep_dir = recipe.sweep_dir.resolve()
+
+    if args.resume:
+        saved = sweep_dir / "recipe.yaml"
+        if not (sweep_dir / "plan.json").is_file() or not saved.is_file():
+            from apcscale.sweep.runner import SweepStateError
+
+            raise SweepStateError(f"nothing to resume in {sweep_dir} (no plan.json); start it without --resume")
+        data = yaml.safe_load(saved.read_text())
+        for item in args.overrides:  # only settings that do not change the plan may differ on resume
+            key = item.split("=", 1)[0]
+            if not key.startswith(("ray.", "output_dir")):
+                raise RecipeError(key, "cannot change the recipe of a sweep being resumed (only ray.* settings)")
+            apply_override(data, item)
+        if args.address:
+            data.setdefault("ray", {})["address"] = args.address
+        recipe = from_dict(SweepRecipe, data)
+        plan = Plan.load(sweep_dir / "plan.json")
+        console.print(f"[bold]resuming sweep {recipe.name}[/] in {sweep_dir}")
+        return _execute(console, recipe, plan, sweep_dir, resume=True, args=args, started=started)
+
+    if sweep_dir.exists() and any(sweep_dir.iterdir()) and not args.dry_run:
+        if not args.overwrite:
+            raise RecipeError("output_dir", f"{sweep_dir} already holds a sweep; --resume continues it, "
+                                            "--overwrite replaces it, or choose another --output / name")
+    console.print(f"[bold]sweep {recipe.name}[/] from {path}" + (f": {recipe.description}" if recipe.description else ""))
+    manifest = resolve_manifest(recipe.data, progress=True)
+    capacity = None
+    if recipe.ray.address:
+        from apcscale.sweep.runner import init_ray
+
+        capacity = init_ray(recipe, recipe.ray.address)
+    t0 = time.perf_counter()
+    with console.status("planning: counting parameters and FLOPs, probing throughput..."):
+        plan = build_plan(recipe, manifest, probe=not args.no_probe, capacity=capacity)
+    console.print(plan_table(plan))
+    for line in plan_summary(plan):
+        console.print("  " + line)
+    console.print(f"  planned in {time.perf_counter() - t0:.1f}s")
+    if args.dry_run:
+        return 0
+    if sweep_dir.exists() and args.overwrite:
+        import shutil
+
+        shutil.rmtree(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    plan.save(sweep_dir / "plan.json")
+    return _execute(console, recipe, plan, sweep_dir, resume=False, args=args, started=started)
+
+
+def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, started: float) -> int:
+    from apcscale.sweep.results import collect
+    from apcscale.sweep.runner import run_sweep
+
+    t0 = time.perf_counter()
+    outcome = run_sweep(recipe, plan, sweep_dir, resume=resume, address=recipe.ray.address,
+                        progress=False if args.no_progress else None)
+    wall = time.perf_counter() - t0
+    with console.status("fitting the scaling laws and drawing the plots..."):
+        res = collect(sweep_dir, wall_seconds=wall, mode=recipe.pruning.policy)
+    console.print(res.report, soft_wrap=True, markup=False)
+    console.print(f"results in {sweep_dir / 'results'} (report.txt, points.csv, runs.csv, fit.json, curves.png, law_nd.png)")
+    console.print(f"total {time.time() - started:.0f}s")
+    if outcome.interrupted:
+        console.print(f"[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
+                      f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else ""))
+        return 130
+    return 0
+
+
+def _report_only(console, sweep_dir: Path) -> int:
+    from apcscale.sweep.results import collect
+
+    if not (sweep_dir / "plan.json").is_file():
+        from apcscale.sweep.runner import SweepStateError
+
+        raise SweepStateError(f"{sweep_dir} is not a sweep directory (no plan.json)")
+    res = collect(sweep_dir)
+    console.print(res.report, soft_wrap=True, markup=False)
+    return 0
+
+
+def _replay(console, sweep_dir: Path, args) -> int:
+    from apcscale.sweep.recipe import SweepRecipe
+    from apcscale.sweep.replay import replay_sweep
+
+    saved = sweep_dir / "recipe.yaml"
+    if not saved.is_file():
+        from apcscale.sweep.runner import SweepStateError
+
+        raise SweepStateError(f"{sweep_dir} is not a sweep directory (no recipe.yaml)")
+    data = yaml.safe_load(saved.read_text())
+    for item in args.overrides:
+        apply_override(data, item)
+    recipe = from_dict(SweepRecipe, data)
+    with console.status("replaying the policy over the recorded curves..."):
+        result = replay_sweep(sweep_dir, recipe.pruning.policy_config(), timeline=args.timeline)
+    console.print(result.summary(), soft_wrap=True, markup=False)
+    out = sweep_dir / "results" / f"replay-{args.timeline}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import json
+
+    out.write_text(json.dumps(result.to_dict(), indent=1, default=str))
+    console.print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Frontier pruning on scripted learning curves: what is stopped, what is kept, and why.
+
+The curves are L(C) = L_inf + A ((C + C0) / C0)^-alpha with a little noise,
+evaluated at the sweep's log-spaced points (2% .. 100% of each run's budget):
+- "small": cheap, on the envelope early, plateaus high;
+- "big": 16x the compute, *above* the envelope for its first quarter, then the best;
+- "limited": a mid-size model on too little data: plateaus above what the others reach.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from apcscale.sweep.policy import Band, Envelope, FrontierPolicy, PolicyConfig
+
+FRACTIONS = np.concatenate([[0.0], np.geomspace(0.02, 1.0, 16)])
+
+
+def curve(planned, L_inf, A, alpha, seed=0, noise=0.002):
+    rng = np.random.default_rng(seed)
+    C = FRACTIONS * planned
+    c0 = 0.01 * planned
+    L = L_inf + A * ((C + c0) / c0) ** -alpha
+    return C, L * np.exp(rng.normal(0.0, noise, len(C)))
+
+
+RUNS = {
+    "small": (1e10, curve(1e10, 0.50, 0.6, 0.7, seed=1)),
+    "mid": (4e10, curve(4e10, 0.42, 0.7, 0.6, seed=2)),
+    "big": (1.6e11, curve(1.6e11, 0.30, 0.9, 0.5, seed=3)),
+    "limited": (4e10, curve(4e10, 0.56, 0.7, 0.8, seed=4)),
+}
+
+
+def feed(policy, order):
+    """Feed evaluations in the given (run, index) order; returns every decision taken."""
+    decisions = []
+    for run_id, i in order:
+        C, L = RUNS[run_id][1]
+        if run_id in policy.stopped:
+            continue
+        if policy.observe(run_id, C[i], L[i]) and C[i] > 0:
+            decisions.append(policy.decide(run_id))
+    return decisions
+
+
+def make_policy(**kw):
+    policy = FrontierPolicy(PolicyConfig(**kw))
+    for run_id, (planned, _) in RUNS.items():
+        policy.register(run_id, planned)
+    return policy
+
+
+def lockstep(*run_ids):
+    return [(r, i) for i in range(len(FRACTIONS)) for r in run_ids]
+
+
+def complete(*run_ids):
+    return [(r, i) for r in run_ids for i in range(len(FRACTIONS))]
+
+
+def test_envelope_is_best_loss_reached_with_at_most_that_compute():
+    env = Envelope(np.array([1.0, 2.0, 3.0, 4.0]), np.array([5.0, 3.0, 4.0, 1.0]))
+    assert env(0.5)[0] == math.inf  # nobody had spent that little
+    assert list(env([1.0, 2.5, 3.5, 10.0])) == [5.0, 3.0, 3.0, 1.0]
+    assert list(env.breakpoints(1.0, 10.0)) == [2.0, 4.0]
+
+
+def test_model_leaving_the_frontier_is_stopped_and_one_joining_it_is_kept():
+    policy = make_policy(min_fraction=0.25)
+    decisions = feed(policy, complete("small", "mid") + lockstep("big", "limited"))
+    by_run = {}
+    for d in decisions:
+        by_run.setdefault(d.run_id, []).append(d)
+
+    # the data-limited run plateaus above the envelope: stopped, early, with its numbers
+    stop = policy.stopped["limited"]
+    assert stop.action == "stop" and 0.25 <= stop.fraction < 0.6
+    assert stop.predicted_lo > stop.envelope_end and stop.min_gap > 0
+    assert "above the frontier" in stop.reason
+    assert by_run["limited"][-1] is stop  # no decision after the stop
+
+    # the big model is behind the envelope early (it costs 16x per step) but is never stopped ...
+    big = by_run["big"]
+    assert "big" not in policy.stopped
+    behind = [d for d in big if d.fraction >= 0.25 and d.best > d.envelope_now]
+    assert behind, "the big run should have been behind the envelope after the minimum fraction"
+    assert all(d.action == "continue" for d in big)
+    # ... because its extrapolation says it will reach the frontier, or it already has
+    assert any("may reach the frontier" in d.reason for d in behind)
+    assert "on the frontier now" in big[-1].reason
+
+
+def test_nothing_is_stopped_before_the_minimum_fraction():
+    policy = make_policy(min_fraction=0.6)
+    decisions = feed(policy, complete("small", "mid") + lockstep("big", "limited"))
+    for d in decisions:
+        if d.fraction < 0.6:
+            assert d.action == "continue" and "before the minimum" in d.reason
+    # the limited run is still stopped, just later
+    assert policy.stopped["limited"].fraction >= 0.6
+
+
+def test_being_behind_at_equal_compute_is_not_a_reason_to_stop():
+    """A run that improves steeply is kept even though every other run is ahead of it right now."""
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25))
+    policy.register("leader", 1e10)
+    policy.register("steep", 1e10)
+    C, L = curve(1e10, 0.40, 0.2, 0.7, seed=5)
+    for c, l in zip(C, L):
+        policy.observe("leader", c, l)
+    C2, L2 = curve(1e10, 0.30, 3.0, 0.9, seed=6)  # far behind early, best at the end
+    for i in range(len(C2)):
+        policy.observe("steep", C2[i], L2[i])
+        if C2[i] > 0:
+            d = policy.decide("steep")
+            assert d.action == "continue", d.reason
+    assert L2[6] > L[6]  # it really was behind at equal compute
+
+
+def test_a_single_run_or_an_untrusted_fit_never_stops():
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25))
+    policy.register("alone", 1e10)
+    C, L = curve(1e10, 0.5, 0.5, 0.7)
+    for c, l in zip(C, L):
+        policy.observe("alone", c, l)
+        d = policy.decide("alone")
+        assert d.action == "continue"
+    assert "no other run" in d.reason
+
+    def untrusted(x, y, t, level):
+        return Band(mean=np.full(len(t), 9.0), lo=np.full(len(t), 9.0), hi=np.full(len(t), 9.0), flag="bad_fit")
+
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25), extrapolate=untrusted)
+    for run_id, (planned, _) in RUNS.items():
+        policy.register(run_id, planned)
+    feed(policy, complete("small", "mid") + lockstep("big", "limited"))
+    assert not policy.stopped  # a lower bound of 9.0 is far above everything, but the fit is flagged
+
+
+def test_stop_requires_the_lower_bound_above_the_envelope_over_the_whole_rest():
+    """A band whose lower edge dips below the envelope near the end keeps the run."""
+    policy = make_policy(min_fraction=0.25)
+    feed(policy, complete("small", "mid", "big"))
+
+    def dips_at_the_end(x, y, t, level):
+        lo = np.where(t >= 0.99, 0.1, 5.0)  # far above the envelope ... except at its very end
+        return Band(mean=lo, lo=lo, hi=lo + 1)
+
+    policy.extrapolate = dips_at_the_end
+    d = feed(policy, complete("limited"))[-1]
+    assert "limited" not in policy.stopped and d.action == "continue"
+    assert "may reach the frontier by 100%" in d.reason or "budget spent" in d.reason
+
+
+def test_decisions_carry_their_numbers():
+    policy = make_policy(min_fraction=0.25)
+    feed(policy, complete("small", "mid") + lockstep("big", "limited"))
+    d = policy.stopped["limited"].to_dict()
+    for key in ("run_id", "action", "reason", "compute", "planned", "fraction", "best", "envelope_now",
+                "envelope_end", "predicted_end", "predicted_lo", "predicted_hi", "min_gap", "gap_at", "points"):
+        assert d[key] is not None, key
+    assert d["compute"] == pytest.approx(d["fraction"] * d["planned"])
+
+
+def test_config_is_validated():
+    from apcscale.utils.schema import RecipeError, from_dict
+
+    with pytest.raises(RecipeError, match="min_fraction: must be in"):
+        from_dict(PolicyConfig, {"min_fraction": 1.5})
+    with pytest.raises(RecipeError, match="level: must be in"):
+        from_dict(PolicyConfig, {"level": 0})
+
+
+def constant_band(value):
+    def extrapolate(x, y, t, level):
+        v = np.full(len(t), value)
+        return Band(mean=v, lo=v, hi=v)
+    return extrapolate
+
+
+def test_learning_rate_cooldown_can_still_bring_a_run_to_the_frontier():
+    """A stable-phase extrapolation 1% above the envelope: kept when a cooldown is ahead, stopped without."""
+    def run_with(cooldown_start):
+        policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, cooldown_gain=0.02), extrapolate=constant_band(0.505))
+        policy.register("other", 1e10)
+        policy.register("r", 1e10, cooldown_start=cooldown_start)
+        policy.observe("other", 1e9, 0.50)
+        for frac, loss in [(0.05, 0.9), (0.08, 0.8), (0.12, 0.7), (0.16, 0.65), (0.2, 0.6), (0.25, 0.56), (0.3, 0.53)]:
+            policy.observe("r", frac * 1e10, loss)
+        return policy.decide("r")
+
+    assert run_with(None).action == "stop"
+    kept = run_with(0.8)
+    assert kept.action == "continue" and kept.cooldown_gain == pytest.approx(0.02)
+    assert kept.bound_end == pytest.approx(0.505 * 0.98)
+
+
+def test_cooldown_bonus_is_learned_from_finished_runs():
+    policy = FrontierPolicy(PolicyConfig(cooldown_gain=0.01))
+    policy.register("done", 1e10, cooldown_start=0.8)
+    C, L = curve(1e10, 0.40, 0.6, 0.7, seed=7, noise=0.0)
+    for c, l in zip(C[:-1], L[:-1]):
+        policy.observe("done", c, l)
+    assert policy.cooldown_gain() == pytest.approx(0.01)  # not finished yet: the configured prior
+    stable_end = policy.extrapolate(C[1:-1][C[1:-1] <= 0.8e10] / 1e10, np.minimum.accumulate(L[1:-1][C[1:-1] <= 0.8e10]),
+                                    np.array([1.0]), 0.8).mean[-1]
+    policy.observe("done", C[-1], 0.95 * stable_end)  # the cooldown took it 5% below its trend
+    assert policy.cooldown_gain() == pytest.approx(0.05, abs=2e-3)
+
+
+def test_a_run_past_its_best_is_judged_on_its_best():
+    """Overfitting (the loss rises after its minimum): an extrapolation that still promises the
+    frontier is not believed; the run is stopped on its best so far."""
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, cooldown_gain=0.02), extrapolate=constant_band(0.1))
+    policy.register("other", 1e10)
+    policy.register("r", 1e10, cooldown_start=0.8)
+    policy.observe("other", 1e9, 0.40)
+    curve_r = [(0.05, 0.9), (0.08, 0.7), (0.12, 0.55), (0.16, 0.47), (0.2, 0.45), (0.25, 0.452), (0.3, 0.47), (0.4, 0.5)]
+    decisions = []
+    for frac, loss in curve_r:
+        policy.observe("r", frac * 1e10, loss)
+        decisions.append(policy.decide("r"))
+    # at 30% only one evaluation is clearly above the minimum: the (optimistic) extrapolation still rules
+    assert decisions[-2].action == "continue"
+    stop = decisions[-1]
+    assert stop.action == "stop" and "past its best" in stop.reason
+    assert stop.bound_end == pytest.approx(0.45 * 0.98)
