@@ -202,3 +202,12 @@ def test_yaml_off_means_pruning_off(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("grid: {models: {lstm: [{width: 8, depth: 1}]}}\npruning: {policy: off}\n")
     assert load_sweep_recipe(path).pruning.policy == "off"
+
+
+def test_the_annotated_example_in_the_docs_is_a_valid_recipe(tmp_path):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sweep.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "sweep_example.yaml"
+    path.write_text(example)
+    recipe = load_sweep_recipe(path)
+    assert recipe.name == "my-study" and recipe.rules and recipe.pruning.envelope == "arch"

@@ -83,14 +83,14 @@ def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], ru
             summary = {}
     if summary.get("status") == "failed":
         return "failed", str(summary.get("error") or "")
-    if run_id in errors:
-        return "failed", errors[run_id]
     if run_id in stops:
         return "pruned", str(stops[run_id].get("reason", ""))
     if summary.get("status") == "stopped":
         return "pruned", str(summary.get("error") or "stopped by the scheduler")
     if summary.get("status") == "finished":
-        return "finished", ""
+        return "finished", ""  # possibly after a crash and a retry (Tune keeps the first error's log)
+    if run_id in errors:
+        return "failed", errors[run_id]
     if run_dir.exists():
         return "incomplete", "interrupted; --resume continues it"
     return "not run", ""

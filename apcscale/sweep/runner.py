@@ -123,7 +123,7 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
         if not tune.Tuner.can_restore(str(tune_dir)):
             raise SweepStateError(f"nothing to resume in {sweep_dir} (no Tune experiment state in {tune_dir})")
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=False)
-        board = _restored_board(tuner) or SweepBoard([r.to_dict() for r in plan.runs], [r.to_dict() for r in plan.backlog])
+        board = _restored_board(tuner) or SweepBoard([_meta(r) for r in plan.runs], [_meta(r) for r in plan.backlog])
         _sync_board_from_disk(board, sweep_dir)
     else:
         board = SweepBoard([_meta(r) for r in plan.runs], [_meta(r) for r in plan.backlog])

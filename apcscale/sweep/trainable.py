@@ -121,7 +121,7 @@ def train_grid_point(config: dict[str, Any]) -> None:
 
     resume, kept = prepare_resume(run_dir)
     callback.seed_curve(kept)
-    log_attempt(run_dir, resumed_at=kept[-1]["frames"] if kept else 0.0)
+    log_attempt(Path(config["sweep_dir"]), run["run_id"], resumed_at=kept[-1]["frames"] if kept else 0.0)
     recipe = from_dict(TrainRecipe, run["recipe"])
     cpus = max(1, int(run.get("cpus", 1)))
     torch.set_num_threads(cpus)
@@ -148,8 +148,8 @@ def train_grid_point(config: dict[str, Any]) -> None:
         raise
 
 
-def log_attempt(run_dir: Path, resumed_at: float) -> None:
-    """One line per attempt at a run in attempts.jsonl: which process on which machine, resuming where."""
+def log_attempt(sweep_dir: Path, run_id: str, resumed_at: float) -> None:
+    """One line per attempt at a run in <sweep>/attempts.jsonl: which process on which machine, from where."""
     import os
     import socket
     import time
@@ -160,9 +160,8 @@ def log_attempt(run_dir: Path, resumed_at: float) -> None:
         trial_id = tune.get_context().get_trial_id()
     except Exception:  # outside a Tune trial
         trial_id = None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with (run_dir / "attempts.jsonl").open("a") as fh:
-        fh.write(json.dumps({"time": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
+    with (Path(sweep_dir) / "attempts.jsonl").open("a") as fh:
+        fh.write(json.dumps({"run_id": run_id, "time": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
                              "trial_id": trial_id, "resumed_at_frames": resumed_at}) + "\n")
 
 
