@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from apcscale.recipes.train import RECIPES_DIR, find_recipe
+from apcscale.recipes.train import find_recipe, list_recipes
 from apcscale.utils.schema import RecipeError, apply_override, from_dict, to_dict
 
 DEFAULT = "sweep_default.yaml"
@@ -54,12 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def list_recipes() -> None:
-    for path in sorted(RECIPES_DIR.glob("sweep_*.yaml")):
-        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
-        print(f"{path.stem:28s} {first}")
-
-
 def _overrides(args) -> list[str]:
     out = list(args.overrides)
     if args.audio:
@@ -78,7 +72,7 @@ def _overrides(args) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.list:
-        list_recipes()
+        list_recipes("sweep_", width=28)
         return 0
 
     from rich.console import Console

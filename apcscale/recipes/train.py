@@ -35,6 +35,13 @@ def find_recipe(name: str | None, prefix: str = "train_") -> Path:
     raise RecipeError("", f"no such recipe file (recipes in {RECIPES_DIR}: {known or 'none'})", source=name)
 
 
+def list_recipes(prefix: str, width: int = 32) -> None:
+    """Print the recipes in recipes/ named <prefix>*.yaml, each with its first comment line."""
+    for path in sorted(RECIPES_DIR.glob(f"{prefix}*.yaml")):
+        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+        print(f"{path.stem:{width}s} {first}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apcscale.recipes.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.list:
-        for path in sorted(RECIPES_DIR.glob("train_*.yaml")):
-            first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
-            print(f"{path.stem:32s} {first}")
+        list_recipes("train_")
         return 0
 
     from apcscale.data import AudioSourceError

@@ -297,7 +297,7 @@ def _probe_key(model: dict, feature_dim: int, batch_size: int, crop: int, device
 
 
 def _probe_cache_path() -> Path:
-    from apcscale.train.run import cache_dir
+    from apcscale.data.source import cache_dir
 
     return cache_dir() / "probe-cache.json"
 

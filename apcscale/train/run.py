@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,13 +56,10 @@ class TrainResult:
         return self.summary.get("final_dev_loss", math.nan)
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("APCSCALE_CACHE", Path.home() / ".cache" / "apcscale")).expanduser()
-
-
 def resolve_manifest(data: DataConfig, *, progress: bool = True) -> Path:
     """The manifest a run trains on: given, or prepared (once, then reused) from audio."""
     from apcscale.data import ensure_prepared, resolve_audio
+    from apcscale.data.source import cache_dir
 
     if data.manifest:
         path = Path(data.manifest).expanduser()
