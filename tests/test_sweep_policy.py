@@ -227,3 +227,94 @@ def test_a_run_past_its_best_is_judged_on_its_best():
     stop = decisions[-1]
     assert stop.action == "stop" and "past its best" in stop.reason
     assert stop.bound_end == pytest.approx(0.45 * 0.98)
+
+
+def finished_family(policy, n, end_ratio, planned=1e10, seed=10):
+    """n finished runs whose curves end at `end_ratio` x their own (fake) extrapolated mean."""
+    for k in range(n):
+        run_id = f"done{k}"
+        policy.register(run_id, planned)
+        C, L = curve(planned, 0.45, 0.5, 0.7, seed=seed + k)
+        for c, l in zip(C[:-1], L[:-1]):
+            policy.observe(run_id, c, l)
+        policy.observe(run_id, C[-1], min(L[:-1]) * end_ratio[k])
+
+
+def ratio_band(x, y, t, level):
+    """A fake extrapolation: mean 10% below the best so far, lower edge 20% below, everywhere."""
+    best = float(np.min(y))
+    return Band(mean=np.full(len(t), 0.9 * best), lo=np.full(len(t), 0.8 * best), hi=np.full(len(t), best))
+
+
+def test_band_scale_is_the_conformal_quantile_of_the_finished_runs_scores():
+    """Each finished run scores, per prefix, the band scale its real end needed; a decision uses the
+    ceil((n + 1)(1 - a))-th smallest of the n scores at its fraction (a = (1 - level) / 2)."""
+    ends = np.linspace(0.97, 1.02, 12)  # ends relative to the best before the last point
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, level=0.8, calibrate_min=10, calibrate_floor=0.0),
+                            extrapolate=ratio_band)
+    finished_family(policy, 12, ends)
+    assert len(policy.scores) == 12
+    # by hand, for the prefix ending at the last evaluation before the end (fraction FRACTIONS[-2]):
+    # mean = 0.9 b, lo = 0.8 b with b the best of that prefix; the end is ends[k] * b
+    # (the last point's best is min(b, ends[k] b); no cooldown registered: factor 1)
+    expected = sorted(math.log(0.9 / min(1.0, e)) / math.log(0.9 / 0.8) for e in ends)
+    policy.register("r", 1e10)
+    scale, n = policy.band_scale("r", None, FRACTIONS[-2])
+    assert n == 12
+    k = math.ceil(13 * 0.9)  # 12th smallest of 12
+    assert scale == pytest.approx(max(0.0, expected[k - 1]))
+    # the floor: never narrower than floor x the model band
+    policy.config.calibrate_floor = 0.9
+    assert policy.band_scale("r", None, FRACTIONS[-2])[0] == pytest.approx(max(0.9, expected[k - 1]))
+    # fewer finished runs than calibrate_min: the model band as it is
+    few = FrontierPolicy(PolicyConfig(calibrate_min=10), extrapolate=ratio_band)
+    finished_family(few, 9, ends[:9])
+    few.register("r", 1e10)
+    assert few.band_scale("r", None, FRACTIONS[-2]) == (None, 9)
+    # and never with calibrate: false
+    off = FrontierPolicy(PolicyConfig(calibrate=False), extrapolate=ratio_band)
+    finished_family(off, 12, ends)
+    assert not off.scores
+
+
+def test_calibrated_band_stops_earlier_when_real_curves_are_more_predictable_than_the_band():
+    """Finished runs that all ended near their extrapolated mean shrink the band: a run whose model
+    band still dips below the envelope is stopped on the calibrated one; without calibration it is kept."""
+    def decide_with(calibrate):
+        policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, calibrate=calibrate), extrapolate=ratio_band)
+        # runs 100x larger (so that their curves lie far above r's at r's compute) that all ended above
+        # their mean prediction: scores u < 0
+        finished_family(policy, 12, np.full(12, 1.0 / 0.9), planned=1e12)
+        policy.register("r", 1e10)
+        policy.register("front", 1e10)
+        policy.observe("front", 1e9, 0.37)  # the envelope: 0.37 from 10% of r's budget on
+        for frac in FRACTIONS[1:13]:  # up to 35% of the budget, best so far 0.45
+            policy.observe("r", frac * 1e10, 0.46 + 0.2 * (0.3 - frac))
+        return policy.decide("r")
+
+    kept, stopped = decide_with(False), decide_with(True)
+    # model band: lower edge 0.8 x 0.45 = 0.36, below the envelope 0.37: kept
+    assert kept.action == "continue" and kept.calibrated_on == 0 and kept.band_scale == 1.0
+    # calibrated: the scores say the runs never went below their mean (u < 0), so the band shrinks to its
+    # floor: bound = mean x (lo / mean)^0.3 = 0.9 x 0.45 x 0.889^0.3 = 0.39 > 0.37
+    assert stopped.action == "stop" and stopped.calibrated_on == 12 and stopped.band_scale == 0.3
+    assert stopped.bound_end == pytest.approx(0.9 * stopped.best * (0.8 / 0.9) ** 0.3)
+
+
+def test_calibration_keeps_the_run_that_joins_the_frontier_on_real_shaped_curves():
+    """The scripted sweep with a dozen finished runs of the family beside it: the extrapolation band is
+    calibrated (they are the same family), and still the big model that is behind early is kept."""
+    policy = make_policy(min_fraction=0.25)
+    for k in range(12):
+        run_id = f"family{k}"
+        planned = 1e10 * 2 ** (k % 4)
+        policy.register(run_id, planned, group=None)
+        C, L = curve(planned, 0.45 + 0.01 * k, 0.6, 0.6 + 0.02 * k, seed=20 + k)
+        for c, l in zip(C, L):
+            policy.observe(run_id, c, l)
+    assert len(policy.scores) == 12
+    decisions = feed(policy, complete("small", "mid") + lockstep("big", "limited"))
+    big = [d for d in decisions if d.run_id == "big"]
+    assert "big" not in policy.stopped and all(d.action == "continue" for d in big)
+    assert any(d.calibrated_on >= 10 for d in big if d.fraction >= 0.25)
+    assert "limited" in policy.stopped

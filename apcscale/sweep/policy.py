@@ -32,6 +32,29 @@ the extrapolation of its stable phase (the points before its cooldown) a run
 actually ended. For a cosine schedule the whole run is its cooldown; a
 constant schedule has none.
 
+Calibration on the sweep's own runs. The extrapolation's band is calibrated
+on synthetic curves; the real curves of one study may be more (or less)
+predictable. Every run that reaches the end of its budget is therefore
+backtested: from each prefix a decision could have been taken on (past
+`min_fraction`, not past its best), its curve is extrapolated to its end as a
+decision would, and the score
+
+    u = log(mean x cooldown allowance / best at the end) / log(mean / lo)
+
+is the band scale that would just have kept its real end above the bound
+(u = 1: the model band's lower edge; u < 1: it ended higher than the band
+allowed for; u > 1: lower). Once `calibrate_min` finished runs have scores
+(kept apart by the kind of extrapolation, trusted or "no bend", and by where
+the cooldown starts), a decision at fraction f of its budget uses the
+split-conformal quantile of their scores at f: the ceil((n + 1)(1 - a))-th
+smallest of n, a = (1 - level) / 2, so that the lower bound
+mean x (lo / mean)^u_hat (then the cooldown allowance) on the run's best loss
+at its end holds, for a run exchangeable with the finished ones, with
+probability at least 1 - a. u_hat is never below `calibrate_floor`: the runs
+that finish first are the cheap ones, and the large runs that decide later are
+not quite exchangeable with them (they keep improving for longer). Until
+enough runs have finished, the model band is used as it is.
+
 Every call of `decide` returns a `Decision` carrying the numbers it was taken
 on (fraction of budget, best loss so far, envelope now and at the end,
 predicted loss at the end with its band, the smallest gap between the lower
@@ -76,6 +99,14 @@ class PolicyConfig:
     envelope: "arch": a run is compared with the runs of its own group (its architecture), so
         that each architecture's frontier is measured; "all": with every run (only the overall
         frontier is measured: a whole architecture may be pruned where another is better).
+    calibrate: scale the extrapolation band by the split-conformal quantile of the scores of the
+        sweep's finished runs (see the module notes); off: the model band as it is.
+    calibrate_min: finished runs (of the same kind) needed before their calibration is used; the
+        conformal quantile itself needs at least 2 / (1 - level) - 1 of them.
+    calibrate_floor: the calibrated band is never narrower than this power of the model band
+        (u_hat >= floor). The runs that finish first are the cheap ones; the large runs, where the
+        compute is, can improve for longer than they did (seen on FSDD: a floor of 0 stopped the
+        largest Transformer, which ended 0.8% below the envelope; 0.3 stopped nothing wrongly).
     """
 
     min_fraction: float = 0.25
@@ -87,6 +118,9 @@ class PolicyConfig:
     overfit_points: int = 2
     overfit_tol: float = 0.01
     envelope: Literal["arch", "all"] = "arch"
+    calibrate: bool = True
+    calibrate_min: int = 10
+    calibrate_floor: float = 0.3
 
     def validate(self) -> None:
         check(0.0 < self.min_fraction < 1.0, "min_fraction", f"must be in (0, 1), got {self.min_fraction}")
@@ -97,6 +131,13 @@ class PolicyConfig:
         check(0.0 <= self.cooldown_gain < 1.0, "cooldown_gain", f"must be in [0, 1), got {self.cooldown_gain}")
         check(self.overfit_points >= 0, "overfit_points", f"must be >= 0, got {self.overfit_points}")
         check(self.overfit_tol >= 0, "overfit_tol", f"must be >= 0, got {self.overfit_tol}")
+        check(self.calibrate_min >= 1, "calibrate_min", f"must be positive, got {self.calibrate_min}")
+        check(0.0 <= self.calibrate_floor <= 1.0, "calibrate_floor", f"must be in [0, 1], got {self.calibrate_floor}")
+
+    @property
+    def tail(self) -> float:
+        """a: the probability mass below the band's lower edge."""
+        return (1.0 - self.level) / 2.0
 
 
 @dataclass
@@ -130,6 +171,8 @@ class Decision:
     envelope_now: float = math.nan  # E(C now), over the other runs
     envelope_end: float = math.nan  # E(C end) as known now (it can only get lower)
     cooldown_gain: float = 0.0  # relative drop allowed for the LR cooldown at the end
+    band_scale: float = 1.0  # u_hat: 1 = the model band; else calibrated on finished runs ...
+    calibrated_on: int = 0  # ... of which this many had scores
     predicted_end: float = math.nan  # extrapolated best loss at C end ...
     predicted_lo: float = math.nan  # ... and its band
     predicted_hi: float = math.nan
@@ -208,6 +251,7 @@ class FrontierPolicy:
         self.curves: dict[str, list[tuple[float, float]]] = {}
         self.stopped: dict[str, Decision] = {}
         self.cooldown_drops: dict[str, float] = {}  # measured on finished runs
+        self.scores: dict[str, dict[str, list[tuple[float, float]]]] = {}  # finished run -> pool -> (fraction, u)
 
     # ----- state ---------------------------------------------------------------------------
     def register(self, run_id: str, planned: float, cooldown_start: float | None = None,
@@ -233,6 +277,7 @@ class FrontierPolicy:
             return False
         curve.append((compute, loss))
         self._measure_cooldown(run_id)
+        self._measure_scores(run_id)
         return True
 
     def _measure_cooldown(self, run_id: str) -> None:
@@ -254,6 +299,60 @@ class FrontierPolicy:
         mean = float(np.asarray(band.mean, float).ravel()[-1])
         if (not band.flag or band.flag in TRUSTED_LOWER_BOUND) and math.isfinite(mean) and mean > 0:
             self.cooldown_drops[run_id] = max(0.0, 1.0 - curve[-1][1] / mean)
+
+    def _finished(self, run_id: str) -> bool:
+        planned, curve = self.planned.get(run_id), self.curves.get(run_id)
+        return bool(planned and curve and curve[-1][0] >= planned * (1 - 1e-6) and math.isfinite(curve[-1][1]))
+
+    def _pool(self, run_id: str, flag: str | None) -> str:
+        """Calibration pool of a band: the kind of extrapolation and where the run's cooldown starts."""
+        start = self.cooldown_start.get(run_id)
+        return f"{flag or 'trusted'}|cooldown {'none' if start is None else f'{start:.3f}'}"
+
+    def _measure_scores(self, run_id: str) -> None:
+        """When a run has reached its end: from every prefix a decision could have been taken on,
+        the band scale its real path needed (see the module notes); its largest per pool."""
+        if not self.config.calibrate or not self._finished(run_id):
+            return
+        cfg, planned = self.config, self.planned[run_id]
+        c_all, l_all = self.curve(run_id)
+        ok = np.isfinite(l_all) & (c_all > 0)
+        c, l = c_all[ok], l_all[ok]
+        best = np.minimum.accumulate(l)
+        scores: dict[str, float] = {}
+        for j in range(cfg.min_points - 1, len(c) - 1):
+            if c[j] < cfg.min_fraction * planned or self._rising(l[: j + 1], best[: j + 1]):
+                continue
+            try:
+                band = self.extrapolate(c[: j + 1] / planned, best[: j + 1], np.array([c[-1] / planned]), cfg.level)
+            except Exception:
+                continue
+            if band.flag and band.flag not in TRUSTED_LOWER_BOUND:
+                continue
+            mean, lo = (float(np.asarray(a, float).ravel()[-1]) for a in (band.mean, band.lo))
+            factor = float(self._cooldown_factor(run_id, np.array([1.0]))[0][0])
+            if not (mean > lo > 0):
+                continue
+            u = math.log(mean * factor / best[-1]) / math.log(mean / lo)
+            scores.setdefault(self._pool(run_id, band.flag), []).append((float(c[j] / planned), u))
+        self.scores[run_id] = scores
+
+    def band_scale(self, run_id: str, flag: str | None, fraction: float) -> tuple[float | None, int]:
+        """(u_hat, n): the split-conformal band scale for a band of this run and kind, from the n
+        finished runs of its pool; (None, n) while there are too few of them to calibrate."""
+        pool = self._pool(run_id, flag)
+        values = []
+        for rid, s in self.scores.items():
+            if rid != run_id and s.get(pool):
+                f, u = min(s[pool], key=lambda fu: abs(math.log(fu[0] / fraction)))
+                if abs(math.log(f / fraction)) <= math.log(1.3):
+                    values.append(u)
+        values.sort()
+        n = len(values)
+        k = math.ceil((n + 1) * (1.0 - self.config.tail))
+        if not self.config.calibrate or n < self.config.calibrate_min or k > n:
+            return None, n
+        return max(self.config.calibrate_floor, values[k - 1]), n
 
     def _rising(self, losses: np.ndarray, best_so_far: np.ndarray) -> int:
         """Evaluations since the minimum, if the last `overfit_points` all sit more than
@@ -365,6 +464,11 @@ class FrontierPolicy:
         if not np.all(np.isfinite(lo)):
             d.reason = "extrapolation produced non-finite bounds"
             return d
+        scale, d.calibrated_on = (None, 0) if rising else self.band_scale(run_id, band.flag, d.fraction)
+        if scale is not None:  # the band scaled as the finished runs' real paths needed
+            d.band_scale = scale
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lo = np.where(lo > 0, mean * (lo / mean) ** scale, lo)
         # the learning-rate cooldown may still bring the loss down by up to the cooldown gain
         factor, d.cooldown_gain = self._cooldown_factor(run_id, targets / planned)
         lo = lo * factor

@@ -23,7 +23,7 @@ is checked by `apcscale.sweep.plan.build_plan`, still before any trial starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -195,10 +195,7 @@ class PruningConfig(PolicyConfig):
             self.policy = "frontier" if self.policy else "off"
 
     def policy_config(self) -> PolicyConfig:
-        return PolicyConfig(min_fraction=self.min_fraction, min_points=self.min_points, level=self.level,
-                            margin=self.margin, grid=self.grid, cooldown_gain=self.cooldown_gain,
-                            overfit_points=self.overfit_points, overfit_tol=self.overfit_tol,
-                            envelope=self.envelope)
+        return PolicyConfig(**{f.name: getattr(self, f.name) for f in fields(PolicyConfig)})
 
 
 @dataclass
