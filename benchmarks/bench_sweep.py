@@ -1,8 +1,14 @@
 """Frontier pruning against no pruning and against Ray Tune's ASHA, on one grid, in one run.
 
-The same plan (2 architectures x 3 sizes x 2 data sizes of FSDD, every run
-300k frames, WSD schedule, 20 log-spaced evaluations) is run three times on a
-local Ray:
+The grid (`--grid`):
+
+- default: the default study's whole grid (recipes/sweep_default.yaml without its
+  budget cap): LSTM and Transformer x 4 sizes (N 0.6k to 0.15M) x 5 nested FSDD
+  subsets (847 to 104k frames), 40 runs of 300k frames, WSD schedule, 20
+  log-spaced evaluations; about 4 CPU minutes per mode on 2 cores;
+- small: 2 architectures x 3 sizes x 2 subsets (d1, d7), 12 runs, about 1 minute per mode.
+
+The plan is run three times on a local Ray:
 
 - off:      nothing stopped (ground truth; the frontier policy runs in the shadow);
 - frontier: runs stopped once predicted, with confidence, to stay above the frontier;
@@ -15,13 +21,16 @@ L(C) = L_inf + (C_c/C)^alpha_C fitted to the lower envelope of all its curves;
 ratios against the no-pruning sweep of the same invocation. Targets: frontier
 pruning spends <= 50% of the no-pruning compute with alpha_C within 10% and
 L_inf within 3%; ASHA does worse on that trade. Also: the frontier policy
-replayed over the no-pruning sweep's recorded curves (no training), and every
-stop checked against the no-pruning curves ("wrong stop": a stopped run whose
-full curve would have gone below the final envelope of the others).
+replayed over the no-pruning sweep's recorded curves (no training), with its
+band calibration off (the model band as it is) and with one envelope for all
+runs, and every stop checked against the no-pruning curves ("wrong stop": a
+stopped run whose full curve would have gone below the final envelope of the
+others); and the bound a policy with hindsight of every final curve would reach.
 
-    python benchmarks/bench_sweep.py                       # ~10 minutes on 2 CPU cores
+    python benchmarks/bench_sweep.py                       # ~12 minutes on 2 CPU cores
+    python benchmarks/bench_sweep.py --grid small          # ~3 minutes
     python benchmarks/bench_sweep.py --audio /path/to/fsdd --output /tmp/bench-sweep
-    python benchmarks/bench_sweep.py --subsets d3 d7 --frames 500000
+    python benchmarks/bench_sweep.py --grid small --subsets d3 d7 --frames 500000
 """
 
 from __future__ import annotations
@@ -37,15 +46,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from apcscale.sweep.recipe import SweepRecipe  # noqa: E402
-from apcscale.utils.schema import from_dict  # noqa: E402
+from apcscale.sweep.recipe import SweepRecipe, load_sweep_recipe  # noqa: E402
+from apcscale.utils.schema import from_dict, to_dict  # noqa: E402
 
 TARGET_COMPUTE, TARGET_ALPHA, TARGET_LINF = 0.50, 0.10, 0.03
 
 
 def bench_recipe(args) -> SweepRecipe:
+    common = {"name": "bench", "output_dir": str(args.output), "budget": {},
+              "ray": {"max_failures": 1, "num_cpus": args.cpus}}
+    if args.grid == "default":
+        recipe = to_dict(load_sweep_recipe(ROOT / "recipes" / "sweep_default.yaml"))
+        recipe["data"]["audio"] = args.audio
+        if args.frames:
+            recipe["train_budget"] = {"frames": args.frames}
+        if args.eval_points:
+            recipe["eval"]["points"] = args.eval_points
+        return from_dict(SweepRecipe, {**recipe, **common})
     return from_dict(SweepRecipe, {
-        "name": "bench",
+        **common,
         "data": {"audio": args.audio, "crop_frames": 128, "batch_size": 32, "num_workers": 0, "eval_crop_frames": 400},
         "grid": {
             "models": {
@@ -58,13 +77,11 @@ def bench_recipe(args) -> SweepRecipe:
         },
         "optim": {"lr": 3e-3, "schedule": "wsd", "warmup": 0.05, "decay": 0.2},
         "rules": [{"match": {"arch": "transformer", "min_params": 1e5}, "set": {"optim.lr": 1.5e-3}}],
-        "train_budget": {"frames": args.frames},
-        "eval": {"points": args.eval_points, "first": 0.02},
+        "train_budget": {"frames": args.frames or 300_000},
+        "eval": {"points": args.eval_points or 20, "first": 0.02},
         "trainer": {"accelerator": "cpu", "precision": "32-true", "log_every_n_steps": 50},
         "resources": {"cpus": 1},
         "pruning": {"policy": "frontier", "min_fraction": 0.25, "level": 0.8},
-        "ray": {"max_failures": 1, "num_cpus": args.cpus},
-        "output_dir": str(args.output),
     })
 
 
@@ -92,9 +109,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--audio", help="FSDD folder (default: $APCSCALE_AUDIO, the cache, ../shared/data/fsdd, download)")
     p.add_argument("--output", type=Path, help="where the three sweeps go (default: a temporary folder)")
-    p.add_argument("--subsets", nargs="+", default=["d1", "d7"], help="two or more FSDD subsets (default d1 d7)")
-    p.add_argument("--frames", type=int, default=300_000, help="training frames of every run")
-    p.add_argument("--eval-points", type=int, default=20, help="dev evaluations per run (log-spaced, 2%% to 100%%)")
+    p.add_argument("--grid", choices=["default", "small"], default="default",
+                   help="the default study's 40-run grid, or 12 runs (default: default)")
+    p.add_argument("--subsets", nargs="+", default=["d1", "d7"], help="small grid: two or more FSDD subsets (d1 d7)")
+    p.add_argument("--frames", type=int, default=None, help="training frames of every run (default 300k)")
+    p.add_argument("--eval-points", type=int, default=None, help="dev evaluations per run (default 20, log-spaced)")
     p.add_argument("--cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
     p.add_argument("--modes", nargs="+", default=["off", "frontier", "asha"], choices=["off", "frontier", "asha"])
     args = p.parse_args(argv)
@@ -133,7 +152,6 @@ def main(argv=None) -> int:
 
             shutil.rmtree(sweep_dir)
         sweep_dir.mkdir(parents=True)
-        from apcscale.utils.schema import to_dict
         import yaml
 
         mode_recipe = from_dict(SweepRecipe, {**to_dict(recipe), "name": f"bench-{mode}",
@@ -163,6 +181,9 @@ def main(argv=None) -> int:
     hindsight: dict[str, float] = {}
     if "off" in rows:  # the frontier policy replayed over the no-pruning curves: no training
         replays = {"frontier (replay)": recipe.pruning.policy_config()}
+        raw = recipe.pruning.policy_config()
+        raw.calibrate = False
+        replays["frontier, model band uncalibrated (replay)"] = raw
         one = recipe.pruning.policy_config()
         one.envelope = "all" if one.envelope == "arch" else "arch"
         replays[f"frontier, envelope {one.envelope} (replay)"] = one
@@ -245,7 +266,8 @@ def main(argv=None) -> int:
         console.print(trade)
     out = args.output / "bench_sweep.json"
     out.write_text(json.dumps({"rows": rows, "verdict": verdict, "hindsight": hindsight, "plan_runs": len(plan.runs),
-                               "subsets": args.subsets, "frames": args.frames}, indent=1, default=str))
+                               "grid": args.grid, "subsets": [str(x) for x in recipe.grid.subsets],
+                               "frames": recipe.train_budget.frames}, indent=1, default=str))
     console.print(f"figures in {out}; sweeps in {args.output}")
     return 0
 
