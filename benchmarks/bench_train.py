@@ -4,7 +4,10 @@ Both train the same model (same initial weights) with the same optimiser,
 schedule, clipping and loss on the same batches (real FSDD features, taken
 from the streaming pipeline once and replayed from memory so that data loading
 is not part of the comparison). Reported: frames/s of each and the ratio
-Lightning / plain (target >= 0.95), median over alternating repeats.
+Lightning / plain (target >= 0.95), median over alternating repeats: in the
+steady state (from the start of the 6th batch to the end of the last, what a
+long run sees) and end to end (the whole `fit()` call, with Trainer set-up and
+the closing dev evaluation, which a short benchmark run magnifies).
 
     python benchmarks/bench_train.py                       # both archs, CPU
     python benchmarks/bench_train.py --arch transformer --width 512 --device cuda --precision bf16-mixed
@@ -68,7 +71,75 @@ class Listed:
         return len(self.batches)
 
 
-def plain_loop(module: APCModule, batches: list[dict], device: str, precision: str) -> float:
+SKIP = 5  # batches before the steady-state window (allocator, kernels, Lightning's first step)
+
+
+class Timing:
+    """One training loop's clock: the whole call (Trainer set-up and the closing evaluation
+    included, for Lightning) and the time from each batch's start to the next one's (everything
+    the loop does per step; the last one ends when the last batch is done)."""
+
+    def __init__(self, sync, n_batches: int):
+        self.sync, self.n_batches = sync, n_batches
+        self.start = self.end = 0.0
+        self.frames: list[int] = []
+        self.starts: list[float] = []
+        self.last_end = 0.0
+
+    def batch_start(self) -> None:
+        if len(self.starts) == SKIP:  # the steady-state window starts (the only sync inside the loop)
+            self.sync()
+        self.starts.append(time.perf_counter())
+
+    def batch_end(self, frames: int) -> None:
+        self.frames.append(int(frames))
+        if len(self.frames) == self.n_batches:
+            self.sync()
+            self.last_end = time.perf_counter()
+
+    @property
+    def intervals(self) -> list[float]:
+        ends = [*self.starts[1:], self.last_end]
+        return [b - a for a, b in zip(self.starts, ends)]
+
+    @property
+    def overall(self) -> float:
+        return sum(self.frames) / (self.end - self.start)
+
+
+def steady(timings: list[Timing]) -> float:
+    """Steady-state frames/s over repeats, from the start of batch SKIP to the end of the last.
+    On the CPU each batch takes the median of its step times over the repeats (the same batches
+    in every repeat), so that a stall of the shared machine in one repeat does not count; on a GPU
+    (asynchronous: a step's host time is not its device time) the median over repeats of the
+    whole window, which is synchronised at both ends."""
+    frames = sum(timings[0].frames[SKIP:])
+    if timings[0].sync is _no_sync:
+        return frames / sum(statistics.median(t.intervals[i] for t in timings)
+                            for i in range(SKIP, timings[0].n_batches))
+    return statistics.median(frames / (t.last_end - t.starts[SKIP]) for t in timings)
+
+
+class TimingCallback(L.Callback):
+    def __init__(self, timing: Timing):
+        self.timing = timing
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.timing.batch_start()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.timing.batch_end(batch["n_frames"])
+
+
+def _no_sync() -> None:
+    pass
+
+
+def _sync(device: str):
+    return torch.cuda.synchronize if device.startswith("cuda") else _no_sync
+
+
+def plain_loop(module: APCModule, batches: list[dict], device: str, precision: str) -> Timing:
     net = module.net.to(device)
     cfg = module.optim_cfg
     decay = [p for p in net.parameters() if p.ndim >= 2]
@@ -80,10 +151,11 @@ def plain_loop(module: APCModule, batches: list[dict], device: str, precision: s
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: lr_factor(frames / total, cfg))
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     net.train()
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    start = time.perf_counter()
+    timing = Timing(_sync(device), len(batches))
+    timing.sync()
+    timing.start = time.perf_counter()
     for batch in batches:
+        timing.batch_start()
         feats = batch["feats"].to(device, non_blocking=True)
         lengths = batch["lengths"].to(device, non_blocking=True)
         with autocast:
@@ -97,8 +169,10 @@ def plain_loop(module: APCModule, batches: list[dict], device: str, precision: s
         frames += batch["n_frames"]
         if not torch.isfinite(loss.detach()):  # the same NaN check the module makes (on CPU every step)
             raise RuntimeError("non-finite loss")
-    sync()
-    return frames / (time.perf_counter() - start)
+        timing.batch_end(batch["n_frames"])
+    timing.sync()
+    timing.end = time.perf_counter()
+    return timing
 
 
 PEAK_TFLOPS = {  # dense bf16 tensor-core peaks from the vendors' datasheets (no sparsity)
@@ -115,23 +189,26 @@ def device_peak_tflops(device: str, override: float | None) -> float | None:
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
-def lightning_loop(module: APCModule, batches: list[dict], device: str, precision: str) -> float:
+def lightning_loop(module: APCModule, batches: list[dict], device: str, precision: str) -> Timing:
     total = sum(b["n_frames"] for b in batches)
     module.clock.total = total
     module.clock.points = [total]
+    timing = Timing(_sync(device), len(batches))
     trainer = L.Trainer(
+        callbacks=[TimingCallback(timing)],
         accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, precision=precision,
         max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, gradient_clip_val=module.optim_cfg.grad_clip,
         limit_val_batches=1,
     )
     val = Listed(batches[:1])
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    start = time.perf_counter()
+    timing.sync()
+    timing.start = time.perf_counter()
     trainer.fit(module, train_dataloaders=EvalIntervals(Replay(batches, device), module), val_dataloaders=val)
-    sync()
-    return module.frames_seen / (time.perf_counter() - start)
+    timing.sync()
+    timing.end = time.perf_counter()
+    assert sum(timing.frames) == module.frames_seen == total
+    return timing
 
 
 def proto_flops(module: APCModule, batches: list[dict]) -> float:
@@ -151,7 +228,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the context network (GPU)")
@@ -178,7 +255,10 @@ def main() -> None:
     peak = device_peak_tflops(args.device, args.peak_tflops)
     if args.device.startswith("cuda"):
         print(f"device: {torch.cuda.get_device_name()}, peak {peak} TFLOP/s (bf16 dense)")
-    print(f"{'model':28s} {'plain fr/s':>12s} {'Lightning fr/s':>15s} {'ratio':>7s} {'TFLOP/s':>8s} {'MFU':>6s}")
+    print(f"steady state: from batch {SKIP + 1} to the last; end to end: the whole fit() call, Trainer set-up and "
+          "the closing dev evaluation included")
+    print(f"{'model':24s} {'plain fr/s':>11s} {'Lightning fr/s':>15s} {'ratio':>6s}   {'end to end: plain':>17s} "
+          f"{'Lightning':>10s} {'ratio':>6s} {'TFLOP/s':>8s} {'MFU':>6s}")
     archs = ["lstm", "transformer"] if args.arch == "both" else [args.arch]
     for arch in archs:
         cfg = ModelConfig(arch=arch, width=args.width, depth=args.depth)
@@ -194,11 +274,13 @@ def main() -> None:
         for _ in range(args.repeats):
             plain.append(plain_loop(copy.deepcopy(proto), batches, args.device, precision))
             light.append(lightning_loop(copy.deepcopy(proto), batches, args.device, precision))
-        p, lt = statistics.median(plain), statistics.median(light)
+        p, lt = steady(plain), steady(light)
+        pe, le = (statistics.median(t.overall for t in ts) for ts in (plain, light))
         flops_per_frame = proto_flops(proto, batches) / frames
         tflops = lt * flops_per_frame / 1e12
         mfu = f"{tflops / peak:6.1%}" if peak else "   n/a"
-        print(f"{cfg.label:28s} {p:12,.0f} {lt:15,.0f} {lt / p:7.3f} {tflops:8.3f} {mfu}")
+        print(f"{cfg.label:24s} {p:11,.0f} {lt:15,.0f} {lt / p:6.3f}   {pe:17,.0f} {le:10,.0f} {le / pe:6.3f} "
+              f"{tflops:8.3f} {mfu}")
 
 
 if __name__ == "__main__":

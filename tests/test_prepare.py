@@ -174,6 +174,25 @@ def test_unknown_speakers_split_by_utterance(fsdd_dir, tmp_path):
     assert m.dev["utterances"] + m.train["utterances"] == 120
 
 
+def test_dev_split_by_utterance_or_by_speaker_on_request(fsdd_slice, fsdd_dir, tmp_path):
+    """dev_by utterance: known speakers, but every one of them in both splits (for corpora with a
+    handful of speakers); dev_by speaker: refused, naming files, when the names tell no speaker."""
+    m = Manifest.load(ensure_prepared(fsdd_slice, tmp_path / "utt", progress=False, dev_fraction=0.2,
+                                      dev_by="utterance"))
+    assert m.data["split"]["by"] == "utterance" and m.data["options"]["dev_by"] == "utterance"
+    speakers = lambda split: {s["speaker"] for s in m.samples(split)}  # noqa: E731
+    assert len(speakers("dev")) == 6 and speakers("dev") == speakers("train")
+    assert not set(m.keys("dev")) & set(m.keys("train")) and 30 <= m.dev["utterances"] <= 90
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, wav in enumerate(sorted((fsdd_dir / "recordings").glob("*.wav"))[:20]):
+        (flat / f"take{i:03d}.wav").symlink_to(wav)
+    with pytest.raises(PrepareError, match=r"dev_by speaker needs .*take000\.wav"):
+        ensure_prepared(flat, tmp_path / "o", progress=False, dev_by="speaker")
+    with pytest.raises(PrepareError, match="dev_by must be one of auto, speaker, utterance"):
+        ensure_prepared(flat, tmp_path / "o", progress=False, dev_by="room")
+
+
 def test_bad_requests_fail_clearly(tmp_path, prepared_fsdd):
     with pytest.raises(PrepareError, match="unknown preparation option"):
         ensure_prepared(tmp_path, tmp_path / "o", progress=False, shard_size=3)

@@ -55,6 +55,7 @@ from apcscale.data.features import FeatureConfig
 FORMAT = "apcscale.features/1"
 MANIFEST = "manifest.json"
 SPLITS = ("train", "dev")
+DEV_BY = ("auto", "speaker", "utterance")
 _SHARD_FILE = re.compile(r"^shard-\d{6}\.(tar|json)$")
 
 
@@ -63,6 +64,7 @@ class PrepareOptions:
     """How a corpus is cut; all of it is recorded in the manifest (`options`)."""
 
     dev_fraction: float = 0.05  # share of utterances held out (whole speakers when known)
+    dev_by: str = "auto"  # auto: whole speakers when every file's speaker is known, else utterances
     shard_utterances: int = 256  # at most this many utterances per shard
     shard_frames: int = 250_000  # and at most this many frames (~40 MB at 80 Mel bins)
     min_subset_frames: int = 500  # the smallest nested subset holds at least this (5 s)
@@ -76,6 +78,8 @@ class PrepareOptions:
         for name in ("shard_utterances", "shard_frames", "min_subset_frames", "max_subsets"):
             if int(getattr(self, name)) < 1:
                 raise PrepareError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.dev_by not in DEV_BY:
+            raise PrepareError(f"dev_by must be one of {', '.join(DEV_BY)}, got {self.dev_by!r}")
         if self.sample_rate is not None and int(self.sample_rate) < 1000:
             raise PrepareError(f"sample_rate must be at least 1000 Hz, got {self.sample_rate}")
 
@@ -136,10 +140,16 @@ def _hash_order(seed: int, tag: str, name: str) -> str:
     return hashlib.sha256(f"{seed}:{tag}:{name}".encode()).hexdigest()
 
 
-def choose_dev(files: list[AudioFile], fraction: float, seed: int) -> tuple[list[AudioFile], list[AudioFile], dict]:
-    """(train, dev, description): whole speakers when all are known, else hashed utterances."""
+def choose_dev(files: list[AudioFile], fraction: float, seed: int,
+               by: str = "auto") -> tuple[list[AudioFile], list[AudioFile], dict]:
+    """(train, dev, description): by "speaker" (whole speakers; "auto" does so when every file's
+    speaker is known) or by "utterance" (hashed utterances, every speaker in both splits)."""
     speakers = Counter(f.speaker for f in files)
-    if None not in speakers and len(speakers) >= 2:
+    if by == "speaker" and (None in speakers or len(speakers) < 2):
+        unknown = [f.rel for f in files if f.speaker is None][:3]
+        raise PrepareError("dev_by speaker needs at least 2 known speakers"
+                           + (f"; no speaker in the name of {', '.join(unknown)} ..." if unknown else ""))
+    if by != "utterance" and None not in speakers and len(speakers) >= 2:
         order = sorted(speakers, key=lambda s: _hash_order(seed, "dev-speaker", s))
         chosen: list[str] = []
         count = 0
@@ -209,7 +219,7 @@ def make_plan(files: list[AudioFile], skipped: list[dict[str, str]], opts: Prepa
             usable.append(f)
     if len(usable) < 2:
         raise PrepareError(f"need at least 2 usable audio files, found {len(usable)} ({len(skipped)} skipped)")
-    train, dev, split = choose_dev(usable, opts.dev_fraction, opts.seed)
+    train, dev, split = choose_dev(usable, opts.dev_fraction, opts.seed, opts.dev_by)
     train.sort(key=lambda f: _hash_order(opts.seed, "subset-order", f.key))
     dev.sort(key=lambda f: f.key)
     est = {f.key: cfg.num_frames(f.num_samples, f.sample_rate) for f in usable}

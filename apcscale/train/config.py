@@ -15,6 +15,7 @@ before any data is touched or any model is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 from apcscale.models.config import ModelConfig
@@ -31,12 +32,15 @@ class DataConfig:
     audio: else, a folder of audio to prepare (default: FSDD, see apcscale.data.resolve_audio).
     prepared_dir: where to prepare it (default: <cache>/prepared/<audio folder name>).
     subset: a nested training subset of the manifest (d0 = smallest ... ; default: the largest).
+    dev_by: when preparing audio, how the dev split is held out: auto (whole speakers when known),
+        speaker, or utterance (see `python -m apcscale.recipes.prepare --help`).
     """
 
     manifest: str | None = None
     audio: str | None = None
     prepared_dir: str | None = None
     n_mels: int | None = None
+    dev_by: Literal["auto", "speaker", "utterance"] = "auto"
     subset: str | None = None
     crop_frames: int = 256
     batch_size: int = 32

@@ -70,9 +70,10 @@ def resolve_manifest(data: DataConfig, *, progress: bool = True) -> Path:
     if data.prepared_dir:
         out = Path(data.prepared_dir).expanduser()
     else:
-        tag = hashlib.sha256(f"{Path(audio).resolve()}|{data.n_mels}".encode()).hexdigest()[:8]
+        key = f"{Path(audio).resolve()}|{data.n_mels}" + ("" if data.dev_by == "auto" else f"|{data.dev_by}")
+        tag = hashlib.sha256(key.encode()).hexdigest()[:8]
         out = cache_dir() / "prepared" / f"{Path(audio).name}-{tag}"
-    return ensure_prepared(audio, out, n_mels=data.n_mels, progress=progress)
+    return ensure_prepared(audio, out, n_mels=data.n_mels, progress=progress, dev_by=data.dev_by)
 
 
 def trainer_settings(cfg: TrainerConfig) -> dict[str, Any]:
