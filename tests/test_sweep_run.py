@@ -37,8 +37,9 @@ def write(tmp_path, manifest, name, frames=30_000, extra=""):
     return path
 
 
-def cli(*args, timeout=300, **kw):
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+def cli(*args, timeout=300, env=None, **kw):
+    env = dict(env or os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, "-m", "apcscale.recipes.sweep", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 

@@ -17,6 +17,7 @@ that is wrong. Results go to <output_dir>/<name>/ (see apcscale.sweep.runner).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -88,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
     except Exception as exc:
-        from apcscale.sweep.runner import SweepStateError
+        from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
 
         try:
             from apcscale.data import AudioSourceError
         except ImportError:  # pragma: no cover - the data package is part of the project
             AudioSourceError = ()  # type: ignore[assignment]
-        if isinstance(exc, (SweepStateError, AudioSourceError)):
+        if isinstance(exc, (SweepStateError, ClusterConnectionError, AudioSourceError)):
             console.print(f"[bold red]error:[/] {exc}")
             return 2
         raise
@@ -120,7 +121,7 @@ def _run(console, args) -> int:
     if args.resume:
         saved = sweep_dir / "recipe.yaml"
         if not (sweep_dir / "plan.json").is_file() or not saved.is_file():
-            from apcscale.sweep.runner import SweepStateError
+            from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
 
             raise SweepStateError(f"nothing to resume in {sweep_dir} (no plan.json); start it without --resume")
         data = yaml.safe_load(saved.read_text())
@@ -147,6 +148,8 @@ def _run(console, args) -> int:
         from apcscale.sweep.runner import init_ray
 
         capacity = init_ray(recipe, recipe.ray.address)
+        console.print(f"on the Ray cluster at {recipe.ray.address}: {capacity['cpus']:g} CPUs, {capacity['gpus']:g} GPUs"
+                      + (" (Ray token authentication on)" if os.environ.get("RAY_AUTH_MODE") == "token" else ""))
     t0 = time.perf_counter()
     with console.status("planning: counting parameters and FLOPs, probing throughput..."):
         plan = build_plan(recipe, manifest, probe=not args.no_probe, capacity=capacity)
@@ -190,7 +193,7 @@ def _report_only(console, sweep_dir: Path) -> int:
     from apcscale.sweep.results import collect
 
     if not (sweep_dir / "plan.json").is_file():
-        from apcscale.sweep.runner import SweepStateError
+        from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
 
         raise SweepStateError(f"{sweep_dir} is not a sweep directory (no plan.json)")
     res = collect(sweep_dir)
@@ -204,7 +207,7 @@ def _replay(console, sweep_dir: Path, args) -> int:
 
     saved = sweep_dir / "recipe.yaml"
     if not saved.is_file():
-        from apcscale.sweep.runner import SweepStateError
+        from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
 
         raise SweepStateError(f"{sweep_dir} is not a sweep directory (no recipe.yaml)")
     data = yaml.safe_load(saved.read_text())

@@ -58,6 +58,25 @@ def trial_resources(config: dict[str, Any]):
     return PlacementGroupFactory([{"CPU": 1.0}])
 
 
+class ClusterConnectionError(ConnectionError):
+    """The existing Ray cluster named by --address / ray.address could not be joined."""
+
+
+def _auth_hint() -> str:
+    """Why joining an existing cluster may fail on Ray's token authentication, and what to do."""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        return ("This driver sent Ray's auth token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token): "
+                "it must be the cluster's (`ray get-auth-token` on the head). ")
+    local = (Path.home() / ".ray" / "auth_token").is_file()
+    return ("If the cluster uses token authentication (since Ray 2.59 `ray start --head` turns it on where "
+            "~/.ray/auth_token exists), Ray sends a token to an address named explicitly only with "
+            "RAY_AUTH_MODE=token set: export RAY_AUTH_MODE=token"
+            + (" (this machine's ~/.ray/auth_token is sent; if it is not the cluster's, also export "
+               "RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>)" if local else
+               " and RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>")
+            + ", or run with --address auto on a node of the cluster. ")
+
+
 def init_ray(recipe: SweepRecipe, address: str | None = None) -> dict[str, float]:
     """Connect to a cluster or start a quiet local Ray; returns the cluster's CPUs and GPUs."""
     import ray
@@ -71,7 +90,12 @@ def init_ray(recipe: SweepRecipe, address: str | None = None) -> dict[str, float
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
                                       logging_level=logging.WARNING, configure_logging=True)
         if address:
-            ray.init(address=address, **kwargs)
+            try:
+                ray.init(address=address, **kwargs)
+            except ConnectionError as exc:
+                raise ClusterConnectionError(
+                    f"could not connect to the Ray cluster at {address!r} ({exc}). Is it running (`ray status "
+                    f"--address={address}` on one of its nodes)? " + _auth_hint() + "See docs/cluster.md.") from exc
         else:
             # the project root on workers' sys.path too (a checkout run without `pip install -e .`)
             root = str(Path(__file__).resolve().parents[2])
@@ -205,4 +229,4 @@ def _sync_board_from_disk(board: SweepBoard, sweep_dir: Path) -> None:
                 pass
 
 
-__all__ = ["run_sweep", "init_ray", "trial_resources", "SweepOutcome", "SweepStateError", "TUNE_DIR"]
+__all__ = ["run_sweep", "init_ray", "ClusterConnectionError", "trial_resources", "SweepOutcome", "SweepStateError", "TUNE_DIR"]
