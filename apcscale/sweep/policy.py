@@ -150,6 +150,10 @@ class Band:
     flag: str | None = None  # set when the fit is not to be trusted (the policy then never stops)
 
 
+#: a finished run's score counts for a decision at fraction f if it was taken at a prefix within this
+#: factor of f (runs with the same evaluation settings are evaluated at the same fractions)
+SCORE_SPAN = 1.3
+
 #: flags of the extrapolation under which its *lower* bound is still safe to act on: without a
 #: visible bend the band's lower edge is the pure power law (no floor), the most optimistic case
 TRUSTED_LOWER_BOUND = ("no_bend",)
@@ -285,7 +289,7 @@ class FrontierPolicy:
         stable phase, extrapolated to the end, predicted (the bonus the cooldown brought)."""
         start, planned = self.cooldown_start.get(run_id), self.planned.get(run_id)
         curve = self.curves[run_id]
-        if start is None or not planned or curve[-1][0] < planned * (1 - 1e-6) or not math.isfinite(curve[-1][1]):
+        if start is None or not self._finished(run_id):
             return
         pre = [(c, l) for c, l in curve if 0 < c <= start * planned and math.isfinite(l)]
         if len(pre) < self.config.min_points:
@@ -311,7 +315,7 @@ class FrontierPolicy:
 
     def _measure_scores(self, run_id: str) -> None:
         """When a run has reached its end: from every prefix a decision could have been taken on,
-        the band scale its real path needed (see the module notes); its largest per pool."""
+        the band scale its real end needed (see the module notes), by pool and prefix fraction."""
         if not self.config.calibrate or not self._finished(run_id):
             return
         cfg, planned = self.config, self.planned[run_id]
@@ -319,7 +323,7 @@ class FrontierPolicy:
         ok = np.isfinite(l_all) & (c_all > 0)
         c, l = c_all[ok], l_all[ok]
         best = np.minimum.accumulate(l)
-        scores: dict[str, float] = {}
+        scores: dict[str, list[tuple[float, float]]] = {}
         for j in range(cfg.min_points - 1, len(c) - 1):
             if c[j] < cfg.min_fraction * planned or self._rising(l[: j + 1], best[: j + 1]):
                 continue
@@ -338,14 +342,15 @@ class FrontierPolicy:
         self.scores[run_id] = scores
 
     def band_scale(self, run_id: str, flag: str | None, fraction: float) -> tuple[float | None, int]:
-        """(u_hat, n): the split-conformal band scale for a band of this run and kind, from the n
-        finished runs of its pool; (None, n) while there are too few of them to calibrate."""
+        """(u_hat, n): the split-conformal band scale for a band of this run and kind at `fraction`
+        of its budget, from the n finished runs of its pool that have a score at a prefix within
+        SCORE_SPAN of that fraction (their nearest); (None, n) while there are too few to calibrate."""
         pool = self._pool(run_id, flag)
         values = []
         for rid, s in self.scores.items():
             if rid != run_id and s.get(pool):
                 f, u = min(s[pool], key=lambda fu: abs(math.log(fu[0] / fraction)))
-                if abs(math.log(f / fraction)) <= math.log(1.3):
+                if abs(math.log(f / fraction)) <= math.log(SCORE_SPAN):
                     values.append(u)
         values.sort()
         n = len(values)
