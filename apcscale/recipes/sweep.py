@@ -121,7 +121,7 @@ def _run(console, args) -> int:
     if args.resume:
         saved = sweep_dir / "recipe.yaml"
         if not (sweep_dir / "plan.json").is_file() or not saved.is_file():
-            from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
+            from apcscale.sweep.runner import SweepStateError
 
             raise SweepStateError(f"nothing to resume in {sweep_dir} (no plan.json); start it without --resume")
         data = yaml.safe_load(saved.read_text())
@@ -193,7 +193,7 @@ def _report_only(console, sweep_dir: Path) -> int:
     from apcscale.sweep.results import collect
 
     if not (sweep_dir / "plan.json").is_file():
-        from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
+        from apcscale.sweep.runner import SweepStateError
 
         raise SweepStateError(f"{sweep_dir} is not a sweep directory (no plan.json)")
     res = collect(sweep_dir)
@@ -207,7 +207,7 @@ def _replay(console, sweep_dir: Path, args) -> int:
 
     saved = sweep_dir / "recipe.yaml"
     if not saved.is_file():
-        from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
+        from apcscale.sweep.runner import SweepStateError
 
         raise SweepStateError(f"{sweep_dir} is not a sweep directory (no recipe.yaml)")
     data = yaml.safe_load(saved.read_text())
