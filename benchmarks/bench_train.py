@@ -79,8 +79,10 @@ class Timing:
     included, for Lightning) and the time from each batch's start to the next one's (everything
     the loop does per step; the last one ends when the last batch is done)."""
 
-    def __init__(self, sync, n_batches: int):
-        self.sync, self.n_batches = sync, n_batches
+    def __init__(self, device: str, n_batches: int):
+        self.gpu = device.startswith("cuda")
+        self.sync = torch.cuda.synchronize if self.gpu else (lambda: None)
+        self.n_batches = n_batches
         self.start = self.end = 0.0
         self.frames: list[int] = []
         self.starts: list[float] = []
@@ -96,6 +98,14 @@ class Timing:
         if len(self.frames) == self.n_batches:
             self.sync()
             self.last_end = time.perf_counter()
+
+    def begin(self) -> None:
+        self.sync()
+        self.start = time.perf_counter()
+
+    def finish(self) -> None:
+        self.sync()
+        self.end = time.perf_counter()
 
     @property
     def intervals(self) -> list[float]:
@@ -114,7 +124,7 @@ def steady(timings: list[Timing]) -> float:
     (asynchronous: a step's host time is not its device time) the median over repeats of the
     whole window, which is synchronised at both ends."""
     frames = sum(timings[0].frames[SKIP:])
-    if timings[0].sync is _no_sync:
+    if not timings[0].gpu:
         return frames / sum(statistics.median(t.intervals[i] for t in timings)
                             for i in range(SKIP, timings[0].n_batches))
     return statistics.median(frames / (t.last_end - t.starts[SKIP]) for t in timings)
@@ -131,14 +141,6 @@ class TimingCallback(L.Callback):
         self.timing.batch_end(batch["n_frames"])
 
 
-def _no_sync() -> None:
-    pass
-
-
-def _sync(device: str):
-    return torch.cuda.synchronize if device.startswith("cuda") else _no_sync
-
-
 def plain_loop(module: APCModule, batches: list[dict], device: str, precision: str) -> Timing:
     net = module.net.to(device)
     cfg = module.optim_cfg
@@ -151,9 +153,8 @@ def plain_loop(module: APCModule, batches: list[dict], device: str, precision: s
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: lr_factor(frames / total, cfg))
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     net.train()
-    timing = Timing(_sync(device), len(batches))
-    timing.sync()
-    timing.start = time.perf_counter()
+    timing = Timing(device, len(batches))
+    timing.begin()
     for batch in batches:
         timing.batch_start()
         feats = batch["feats"].to(device, non_blocking=True)
@@ -170,8 +171,7 @@ def plain_loop(module: APCModule, batches: list[dict], device: str, precision: s
         if not torch.isfinite(loss.detach()):  # the same NaN check the module makes (on CPU every step)
             raise RuntimeError("non-finite loss")
         timing.batch_end(batch["n_frames"])
-    timing.sync()
-    timing.end = time.perf_counter()
+    timing.finish()
     return timing
 
 
@@ -193,7 +193,7 @@ def lightning_loop(module: APCModule, batches: list[dict], device: str, precisio
     total = sum(b["n_frames"] for b in batches)
     module.clock.total = total
     module.clock.points = [total]
-    timing = Timing(_sync(device), len(batches))
+    timing = Timing(device, len(batches))
     trainer = L.Trainer(
         callbacks=[TimingCallback(timing)],
         accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, precision=precision,
@@ -202,11 +202,9 @@ def lightning_loop(module: APCModule, batches: list[dict], device: str, precisio
         limit_val_batches=1,
     )
     val = Listed(batches[:1])
-    timing.sync()
-    timing.start = time.perf_counter()
+    timing.begin()
     trainer.fit(module, train_dataloaders=EvalIntervals(Replay(batches, device), module), val_dataloaders=val)
-    timing.sync()
-    timing.end = time.perf_counter()
+    timing.finish()
     assert sum(timing.frames) == module.frames_seen == total
     return timing
 

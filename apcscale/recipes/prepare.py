@@ -17,7 +17,7 @@ import time
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from apcscale.data.prepare import PrepareOptions
+    from apcscale.data.prepare import DEV_BY, PrepareOptions
 
     d = PrepareOptions()
     p = argparse.ArgumentParser(prog="python -m apcscale.recipes.prepare", description=__doc__,
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--dev-fraction", type=float, default=d.dev_fraction,
                    help=f"share of utterances held out, whole speakers when known (default {d.dev_fraction})")
-    p.add_argument("--dev-by", choices=["auto", "speaker", "utterance"], default=d.dev_by,
+    p.add_argument("--dev-by", choices=DEV_BY, default=d.dev_by,
                    help="hold out whole speakers (auto: when every file's speaker is known) or utterances "
                         "(every speaker in both splits: the dev loss then measures held-out speech of known "
                         "speakers, not new speakers; for corpora with a handful of speakers such as FSDD)")
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"kind": "fsdd", "commit": FSDD_COMMIT}
         started = time.perf_counter()
         path = ensure_prepared(audio, args.out_dir, n_mels=args.n_mels, workers=args.workers,
-                               progress=not args.no_progress, source=extra, dev_fraction=args.dev_fraction, dev_by=args.dev_by,
-                               shard_utterances=args.shard_utterances, shard_frames=args.shard_frames,
+                               progress=not args.no_progress, source=extra, dev_fraction=args.dev_fraction,
+                               dev_by=args.dev_by,                               shard_utterances=args.shard_utterances, shard_frames=args.shard_frames,
                                min_subset_frames=args.min_subset_frames, max_subsets=args.max_subsets,
                                sample_rate=args.sample_rate, seed=args.seed)
         m = Manifest.load(path)

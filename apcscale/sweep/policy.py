@@ -323,6 +323,7 @@ class FrontierPolicy:
         ok = np.isfinite(l_all) & (c_all > 0)
         c, l = c_all[ok], l_all[ok]
         best = np.minimum.accumulate(l)
+        factor = float(self._cooldown_factor(run_id, np.array([1.0]))[0][0])  # the allowance at the end
         scores: dict[str, list[tuple[float, float]]] = {}
         for j in range(cfg.min_points - 1, len(c) - 1):
             if c[j] < cfg.min_fraction * planned or self._rising(l[: j + 1], best[: j + 1]):
@@ -334,7 +335,6 @@ class FrontierPolicy:
             if band.flag and band.flag not in TRUSTED_LOWER_BOUND:
                 continue
             mean, lo = (float(np.asarray(a, float).ravel()[-1]) for a in (band.mean, band.lo))
-            factor = float(self._cooldown_factor(run_id, np.array([1.0]))[0][0])
             if not (mean > lo > 0):
                 continue
             u = math.log(mean * factor / best[-1]) / math.log(mean / lo)
@@ -345,6 +345,8 @@ class FrontierPolicy:
         """(u_hat, n): the split-conformal band scale for a band of this run and kind at `fraction`
         of its budget, from the n finished runs of its pool that have a score at a prefix within
         SCORE_SPAN of that fraction (their nearest); (None, n) while there are too few to calibrate."""
+        if not self.config.calibrate:
+            return None, 0
         pool = self._pool(run_id, flag)
         values = []
         for rid, s in self.scores.items():
@@ -355,7 +357,7 @@ class FrontierPolicy:
         values.sort()
         n = len(values)
         k = math.ceil((n + 1) * (1.0 - self.config.tail))
-        if not self.config.calibrate or n < self.config.calibrate_min or k > n:
+        if n < self.config.calibrate_min or k > n:
             return None, n
         return max(self.config.calibrate_floor, values[k - 1]), n
 
