@@ -22,12 +22,12 @@ ratios against the no-pruning sweep of the same invocation. Targets: frontier
 pruning spends <= 50% of the no-pruning compute with alpha_C within 10% and
 L_inf within 3%; ASHA does worse on that trade. Also: the frontier policy
 replayed over the no-pruning sweep's recorded curves (no training), with its
-band calibration off (the model band as it is) and with one envelope for all
-runs, and every stop checked against the no-pruning curves ("wrong stop": a
+band calibration off (the model band as it is), without its twin rule, and
+with one envelope for all runs, and every stop checked against the no-pruning curves ("wrong stop": a
 stopped run whose full curve would have gone below the final envelope of the
 others); and the bound a policy with hindsight of every final curve would reach.
 
-    python benchmarks/bench_sweep.py                       # ~12 minutes on 2 CPU cores
+    python benchmarks/bench_sweep.py                       # ~8 minutes on 2 CPU cores
     python benchmarks/bench_sweep.py --grid small          # ~3 minutes
     python benchmarks/bench_sweep.py --audio /path/to/fsdd --output /tmp/bench-sweep
     python benchmarks/bench_sweep.py --grid small --subsets d3 d7 --frames 500000
@@ -184,6 +184,9 @@ def main(argv=None) -> int:
         raw = recipe.pruning.policy_config()
         raw.calibrate = False
         replays["frontier, model band uncalibrated (replay)"] = raw
+        no_twins = recipe.pruning.policy_config()
+        no_twins.twins = False
+        replays["frontier, no twin rule (replay)"] = no_twins
         one = recipe.pruning.policy_config()
         one.envelope = "all" if one.envelope == "arch" else "arch"
         replays[f"frontier, envelope {one.envelope} (replay)"] = one

@@ -99,3 +99,14 @@ def test_sweep_runs_on_an_existing_cluster_through_address(tmp_path, prepared_fs
     logs = {p.name for p in temp_dir.glob("session_*/logs/worker-*.out")}
     for a in attempts:
         assert any(name.endswith(f"-{a['pid']}.out") for name in logs), (a, sorted(logs)[:5])
+
+
+def test_a_ray_client_address_is_refused_with_what_to_use_instead(tmp_path, prepared_fsdd):
+    path = write(tmp_path, prepared_fsdd, "client", frames=20_000, extra="pruning: {policy: off}")
+    proc = cli(path, "--address", "ray://127.0.0.1:10001", "--output", tmp_path / "out", "--no-progress",
+               env=dict(os.environ))
+    out, _ = proc.communicate(timeout=200)
+    assert proc.returncode == 2, out
+    said = " ".join(out.split())
+    assert "'ray://127.0.0.1:10001' is a Ray Client address" in said and "--address auto" in said
+    assert not (tmp_path / "out" / "client" / "plan.json").exists()

@@ -211,3 +211,23 @@ def test_the_annotated_example_in_the_docs_is_a_valid_recipe(tmp_path):
     path.write_text(example)
     recipe = load_sweep_recipe(path)
     assert recipe.name == "my-study" and recipe.rules and recipe.pruning.envelope == "arch"
+
+
+def test_data_twins_are_the_same_recipe_on_more_data(prepared_fsdd):
+    recipe = small_recipe(prepared_fsdd, **{"grid.subsets": ["d1", "d4", "d7"]})
+    plan = build_plan(recipe, prepared_fsdd, capacity={"cpus": 2, "gpus": 0}, log=lambda *a: None)
+    twins = {r.run_id: r.twins for r in plan.runs}
+    assert twins["lstm-w8-d1-d1-s0"] == ["lstm-w8-d1-d7-s0", "lstm-w8-d1-d4-s0"]  # largest first
+    assert twins["transformer-w32-d2-d4-s0"] == ["transformer-w32-d2-d7-s0"]
+    assert twins["lstm-w8-d1-d7-s0"] == []  # all the data: nothing larger
+    # a rule that changes one subset's recipe makes those runs no longer twins of the others
+    ruled = small_recipe(prepared_fsdd, **{"grid.subsets": ["d1", "d4", "d7"],
+                                           "rules": [{"match": {"subset": "d7"}, "set": {"optim.lr": 4e-4}}]})
+    plan = build_plan(ruled, prepared_fsdd, capacity={"cpus": 2, "gpus": 0}, log=lambda *a: None)
+    assert {r.run_id: r.twins for r in plan.runs}["lstm-w8-d1-d1-s0"] == ["lstm-w8-d1-d4-s0"]
+    # found again from the manifest for a plan saved before twins were recorded
+    from apcscale.sweep.plan import plan_twins
+
+    for r in plan.runs:
+        r.twins = []
+    assert plan_twins(plan)["lstm-w8-d1-d1-s0"] == ["lstm-w8-d1-d4-s0"]

@@ -318,3 +318,99 @@ def test_calibration_keeps_the_run_that_joins_the_frontier_on_real_shaped_curves
     assert "big" not in policy.stopped and all(d.action == "continue" for d in big)
     assert any(d.calibrated_on >= 10 for d in big if d.fraction >= 0.25)
     assert "limited" in policy.stopped
+
+
+def twin_curves(gap_end, seed=7, planned=4e10):
+    """A full-data run and its data-limited twin: the same curve until its subset starts to be
+    repeated (at 10% of the budget), then a gap that grows to `gap_end` (relative) at the end."""
+    C, full = curve(planned, 0.30, 0.9, 0.5, seed=seed, noise=0.0)
+    f = C / planned
+    limited = full * (1.0 + gap_end * np.clip((f - 0.1) / 0.9, 0.0, 1.0) ** 0.5)
+    return C, full, limited
+
+
+def twin_policy(**kw):
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, **kw))
+    policy.register("full", 4e10)
+    policy.register("limited", 4e10, twins=["full"])
+    return policy
+
+
+def test_a_run_behind_its_larger_twin_is_stopped_as_dominated():
+    """Its own extrapolation alone cannot tell (it keeps improving like its twin); that it stays
+    behind the same recipe on more data can: stopped at the first evaluation past the minimum
+    fraction where it is confirmed behind, and the decision names the twin and the gap."""
+    C, full, limited = twin_curves(0.08)
+    policy = twin_policy()
+    for i in range(len(C)):  # lockstep, the full-data run reporting first
+        policy.observe("full", C[i], full[i])
+        policy.observe("limited", C[i], limited[i])
+        if C[i] > 0 and policy.decide("limited").action == "stop":
+            break
+    d = policy.stopped["limited"]
+    assert d.twin == "full" and "larger twin full" in d.reason
+    assert 0.25 <= d.fraction < 0.5
+    gaps = limited[i - 1: i + 1] / full[i - 1: i + 1] - 1
+    assert d.twin_gap == pytest.approx(gaps.min()) and d.twin_gap > 0.02
+    assert d.twin_tol == pytest.approx(0.03)
+    # without the twin rule the same run is not stopped there
+    plain = twin_policy(twins=False)
+    for j in range(i + 1):
+        plain.observe("full", C[j], full[j])
+        plain.observe("limited", C[j], limited[j])
+    assert plain.decide("limited").action == "continue"
+
+
+def test_a_twin_within_the_tolerance_or_ahead_is_not_stopped_by_the_twin_rule():
+    for gap_end in (0.025, -0.05):  # 2.5% behind at the end (at most), or ahead
+        C, full, limited = twin_curves(gap_end)
+        policy = twin_policy()
+        for i in range(len(C) - 1):
+            policy.observe("full", C[i], full[i])
+            policy.observe("limited", C[i], limited[i])
+            if C[i] > 0:
+                d = policy.decide("limited")
+                assert d.twin is None, d.reason
+    # and a twin that has not reported yet gives no grounds
+    policy = twin_policy()
+    C, full, limited = twin_curves(0.08)
+    for i in range(len(C) - 1):
+        policy.observe("limited", C[i], limited[i])
+        assert policy.decide("limited").twin is None
+
+
+def test_a_finished_run_that_closed_a_confirmed_gap_raises_the_twin_tolerance():
+    """A finished pair whose smaller run sat ~4.5% behind (best so far against best so far) at two
+    evaluations past the minimum fraction and then got level with its twin: that gap is the
+    tolerance from then on, and a new pair 3-4% apart is no longer stopped by the twin rule."""
+    C, full, _ = twin_curves(0.0)
+    f = C / C[-1]
+    bump = np.where((f > 0.3) & (f < 0.5), 0.06, 0.0)  # behind for a while, then level again
+    C2, full2, limited2 = twin_curves(0.045, seed=8)  # a new pair, 4.5% apart at the end
+
+    def run_new_pair(policy):
+        policy.register("full", 4e10)
+        policy.register("limited", 4e10, twins=["full"])
+        for i in range(len(C2) - 1):
+            policy.observe("full", C2[i], full2[i])
+            policy.observe("limited", C2[i], limited2[i])
+            if C2[i] > 0 and policy.decide("limited").action == "stop":
+                return policy.stopped["limited"]
+        return None
+
+    def never(x, y, targets, level):  # extrapolation never acts: only the twin rule can stop
+        flat = np.full(len(targets), np.nan)
+        return Band(mean=flat, lo=flat, hi=flat, flag="test: no extrapolation")
+
+    fresh = FrontierPolicy(PolicyConfig(min_fraction=0.25), extrapolate=never)
+    assert run_new_pair(fresh).twin == "full"  # the configured 3%: stopped
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25), extrapolate=never)
+    policy.register("a-full", C[-1])
+    policy.register("a-limited", C[-1], twins=["a-full"])
+    for c, l in zip(C, full):
+        policy.observe("a-full", c, l)
+    for c, l in zip(C, full * (1 + bump) * np.where(f >= 0.5, 0.999, 1.0)):
+        policy.observe("a-limited", c, l)
+    assert 0.04 < policy.twin_reversals["a-limited"] < 0.06
+    assert policy.twin_tol() == pytest.approx(policy.twin_reversals["a-limited"])
+    assert run_new_pair(policy) is None  # now kept

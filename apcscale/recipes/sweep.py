@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", help="folder of audio to prepare and use (overrides data.audio)")
     p.add_argument("--manifest", help="a prepared manifest.json (overrides data.manifest)")
     p.add_argument("--output", help="output directory (overrides output_dir); the sweep goes to OUTPUT/<name>")
-    p.add_argument("--address", help="an existing Ray cluster ('auto', 'ray://head:10001'); default: a local Ray")
+    p.add_argument("--address", help="an existing Ray cluster ('auto' on one of its nodes, or 'head:6379'); default: a local Ray")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in the output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a previous sweep of the same name")
     p.add_argument("--no-probe", action="store_true", help="estimate times from FLOPs instead of a throughput probe")

@@ -69,6 +69,7 @@ class PlannedRun:
     workers: int
     recipe: dict[str, Any]
     order: int = 0
+    twins: list[str] = field(default_factory=list)  # the same recipe on strict supersets of its data, largest first
 
     @property
     def cpu_seconds(self) -> float:
@@ -183,6 +184,43 @@ def manifest_subsets(manifest_path: Path) -> tuple[dict[str, dict[str, Any]], in
         if isinstance(splits, dict) and isinstance(splits.get("dev"), dict):
             dev = dict(splits["dev"])
     return subsets, int(m.feature_dim), dev
+
+
+def data_twins(runs: list[PlannedRun], subsets_info: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """run id -> the runs (largest data first) whose training recipe is its own but for the subset,
+    on a strict superset of its shards: its data-limited twins' larger twins (policy module notes)."""
+    shards = {name: frozenset(info.get("shards") or ()) for name, info in subsets_info.items()}
+
+    def key(r: PlannedRun) -> str:
+        rec = copy.deepcopy(r.recipe)
+        rec.pop("name", None)
+        rec.get("data", {}).pop("subset", None)
+        return json.dumps(rec, sort_keys=True, default=str)
+
+    by_key: dict[str, list[PlannedRun]] = {}
+    for r in runs:
+        by_key.setdefault(key(r), []).append(r)
+    out: dict[str, list[str]] = {}
+    for group in by_key.values():
+        for r in group:
+            mine = shards.get(r.subset, frozenset())
+            larger = [t for t in group if mine and shards.get(t.subset, frozenset()) > mine]
+            if larger:
+                out[r.run_id] = [t.run_id for t in sorted(larger, key=lambda t: (-t.D, t.run_id))]
+    return out
+
+
+def plan_twins(plan: "Plan") -> dict[str, list[str]]:
+    """The data twins of a plan's runs; for a plan saved before they were recorded, found again
+    from its manifest (none if that is gone)."""
+    everything = [*plan.runs, *plan.backlog]
+    if any(r.twins for r in everything):
+        return {r.run_id: list(r.twins) for r in everything if r.twins}
+    try:
+        subsets_info = manifest_subsets(Path(plan.manifest))[0]
+    except Exception:
+        return {}
+    return data_twins(everything, subsets_info)
 
 
 def select_subsets(recipe: SweepRecipe, available: dict[str, dict[str, Any]]) -> list[str]:
@@ -556,6 +594,9 @@ def build_plan(recipe: SweepRecipe, manifest: Path, *, probe: bool = True, capac
             raise RecipeError("resources", f"run {r.run_id} needs {need_c:g} CPUs and {need_g:g} GPUs per trial; "
                                            f"the cluster has {capacity['cpus']:g} CPUs and {capacity['gpus']:g} GPUs")
 
+    twins = data_twins(runs, subsets_info)
+    for r in runs:
+        r.twins = twins.get(r.run_id, [])
     probe_info = estimate_seconds(recipe, manifest, runs, feature_dim, dev, subsets_info, probe=probe,
                                   probe_fn=probe_fn, log=log)
     selected, backlog, notes = select_runs(runs, recipe.budget)

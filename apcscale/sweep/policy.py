@@ -55,6 +55,24 @@ that finish first are the cheap ones, and the large runs that decide later are
 not quite exchangeable with them (they keep improving for longer). Until
 enough runs have finished, the model band is used as it is.
 
+Data-limited twins. The training subsets of a study are nested (each holds
+every smaller one), so a run on a subset has a *twin* on every larger subset:
+the same model and recipe, the same seed, on a strict superset of its data. At
+equal steps more fresh data does not make the same model worse in expectation
+(a subset is only repeated sooner), so a run stays at or above its larger twin
+for the rest of its budget and can only reach the envelope where it ties it.
+Once that is confirmed on its own curve (`twin_points` evaluations in a row at
+which its best so far sits more than `twin_tol` above the twin's best with no
+more compute; the twin's best is taken at its own evaluations, so a twin that
+lags makes the test stricter, never looser), the run is stopped as dominated.
+The tolerance is there because real curves are noisy at a constant learning
+rate: on FSDD a run on a subset sat 1.8% (another 2.4%) behind its twin at two
+evaluations in a row and still got level with it later, and runs on a quarter
+of the data were ahead of their full-data twins by 1-2% at the end. So the
+tolerance used is the larger of `twin_tol` and the largest such confirmed gap
+that a finished run of the sweep later closed (`twin_reversals`): noisier
+curves raise it by themselves. `twins: false` switches this off.
+
 Every call of `decide` returns a `Decision` carrying the numbers it was taken
 on (fraction of budget, best loss so far, envelope now and at the end,
 predicted loss at the end with its band, the smallest gap between the lower
@@ -103,6 +121,10 @@ class PolicyConfig:
         sweep's finished runs (see the module notes); off: the model band as it is.
     calibrate_min: finished runs (of the same kind) needed before their calibration is used; the
         conformal quantile itself needs at least 2 / (1 - level) - 1 of them.
+    twins: stop a run once it is confirmed behind one of its larger twins (see the module notes):
+        a run of the same recipe on a strict superset of its data.
+    twin_tol, twin_points: confirmed = its best so far above the twin's best at no more compute by
+        more than `twin_tol` (relative) at each of its last `twin_points` evaluations.
     calibrate_floor: the calibrated band is never narrower than this power of the model band
         (u_hat >= floor). The runs that finish first are the cheap ones; the large runs, where the
         compute is, can improve for longer than they did (seen on FSDD: a floor of 0 stopped the
@@ -121,6 +143,9 @@ class PolicyConfig:
     calibrate: bool = True
     calibrate_min: int = 10
     calibrate_floor: float = 0.3
+    twins: bool = True
+    twin_tol: float = 0.03
+    twin_points: int = 2
 
     def validate(self) -> None:
         check(0.0 < self.min_fraction < 1.0, "min_fraction", f"must be in (0, 1), got {self.min_fraction}")
@@ -132,6 +157,8 @@ class PolicyConfig:
         check(self.overfit_points >= 0, "overfit_points", f"must be >= 0, got {self.overfit_points}")
         check(self.overfit_tol >= 0, "overfit_tol", f"must be >= 0, got {self.overfit_tol}")
         check(self.calibrate_min >= 1, "calibrate_min", f"must be positive, got {self.calibrate_min}")
+        check(self.twin_tol >= 0, "twin_tol", f"must be >= 0, got {self.twin_tol}")
+        check(self.twin_points >= 1, "twin_points", f"must be at least 1, got {self.twin_points}")
         check(0.0 <= self.calibrate_floor <= 1.0, "calibrate_floor", f"must be in [0, 1], got {self.calibrate_floor}")
 
     @property
@@ -183,6 +210,9 @@ class Decision:
     bound_end: float = math.nan  # the lower bound at the end after the cooldown allowance
     min_gap: float = math.nan  # min over [C now, C end] of lower bound - envelope x (1 + margin)
     gap_at: float = math.nan  # the compute where that minimum occurs
+    twin: str | None = None  # a stop as dominated: the larger twin it is behind ...
+    twin_gap: float = math.nan  # ... and by how much at least (relative, over the confirming evaluations)
+    twin_tol: float = math.nan  # the tolerance that gap had to beat
     time: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,7 +221,7 @@ class Decision:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Decision":
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: (math.nan if v is None and k not in ("run_id", "action", "reason") else v)
+        return cls(**{k: (math.nan if v is None and k not in ("run_id", "action", "reason", "twin") else v)
                       for k, v in data.items() if k in known})
 
 
@@ -252,6 +282,8 @@ class FrontierPolicy:
         self.planned: dict[str, float] = {}
         self.cooldown_start: dict[str, float | None] = {}
         self.groups: dict[str, str | None] = {}
+        self.twins: dict[str, tuple[str, ...]] = {}
+        self.twin_reversals: dict[str, float] = {}  # finished run -> largest confirmed gap it later closed
         self.curves: dict[str, list[tuple[float, float]]] = {}
         self.stopped: dict[str, Decision] = {}
         self.cooldown_drops: dict[str, float] = {}  # measured on finished runs
@@ -259,15 +291,17 @@ class FrontierPolicy:
 
     # ----- state ---------------------------------------------------------------------------
     def register(self, run_id: str, planned: float, cooldown_start: float | None = None,
-                 group: str | None = None) -> None:
+                 group: str | None = None, twins: tuple[str, ...] | list[str] = ()) -> None:
         """planned: the run's planned compute; cooldown_start: fraction of it where its learning
         rate starts to decay for good (wsd: 1 - decay; cosine: its warmup; None: no cooldown);
-        group: its architecture (with envelope "arch", runs are compared within their group)."""
+        group: its architecture (with envelope "arch", runs are compared within their group);
+        twins: the runs of the same recipe on strict supersets of its data (see the module notes)."""
         if not (planned > 0 and math.isfinite(planned)):
             raise ValueError(f"{run_id}: planned compute must be positive, got {planned}")
         self.planned[run_id] = float(planned)
         self.cooldown_start[run_id] = cooldown_start
         self.groups[run_id] = group
+        self.twins[run_id] = tuple(twins)
         self.curves.setdefault(run_id, [])
 
     def observe(self, run_id: str, compute: float, loss: float) -> bool:
@@ -282,6 +316,7 @@ class FrontierPolicy:
         curve.append((compute, loss))
         self._measure_cooldown(run_id)
         self._measure_scores(run_id)
+        self._measure_twin_reversal(run_id)
         return True
 
     def _measure_cooldown(self, run_id: str) -> None:
@@ -374,6 +409,50 @@ class FrontierPolicy:
         tail = losses[-k:]
         return since if bool(np.all(tail > best_so_far[-1] * (1.0 + self.config.overfit_tol))) else 0
 
+    def _twin_gaps(self, twin: str, c: np.ndarray, best_so_far: np.ndarray) -> np.ndarray | None:
+        """best so far / the twin's best at no more compute - 1, at each of the computes `c`."""
+        tc, tl = self.curve(twin)
+        ok = np.isfinite(tl)
+        if not ok.any():
+            return None
+        return best_so_far / Envelope(tc[ok], tl[ok])(c) - 1.0  # -1 before the twin's first evaluation
+
+    def _measure_twin_reversal(self, run_id: str) -> None:
+        """When a run with twins has reached its end: the largest gap, confirmed as a stop would
+        confirm it (past `min_fraction`), after which it still got level with or ahead of a twin."""
+        if not (self.config.twins and self.twins.get(run_id) and self._finished(run_id)):
+            return
+        k, planned = self.config.twin_points, self.planned[run_id]
+        c_all, l_all = self.curve(run_id)
+        ok = np.isfinite(l_all) & (c_all > 0)
+        c, best = c_all[ok], np.minimum.accumulate(l_all[ok])
+        worst = 0.0
+        for twin in self.twins[run_id]:
+            gaps = self._twin_gaps(twin, c, best)
+            if gaps is None:
+                continue
+            for j in range(k - 1, len(c) - 1):
+                if c[j] >= self.config.min_fraction * planned and np.any(gaps[j + 1:] <= 0):
+                    worst = max(worst, float(np.min(gaps[j - k + 1: j + 1])))
+        self.twin_reversals[run_id] = worst
+
+    def twin_tol(self) -> float:
+        return max([self.config.twin_tol, *self.twin_reversals.values()])
+
+    def behind_twin(self, run_id: str, c: np.ndarray, best_so_far: np.ndarray) -> tuple[str, float] | None:
+        """(twin, smallest gap) if the run's best so far sat more than the twin tolerance above a
+        larger twin's best at no more compute at each of its last `twin_points` evaluations."""
+        k = self.config.twin_points
+        if not self.config.twins or len(c) < k:
+            return None
+        found, tol = None, self.twin_tol()
+        for twin in self.twins.get(run_id, ()):
+            gaps = self._twin_gaps(twin, c[-k:], best_so_far[-k:])
+            gap = float(np.min(gaps)) if gaps is not None else -1.0
+            if gap > tol and (found is None or gap > found[1]):
+                found = (twin, gap)
+        return found
+
     def cooldown_gain(self) -> float:
         return max([self.config.cooldown_gain, *self.cooldown_drops.values()])
 
@@ -443,6 +522,14 @@ class FrontierPolicy:
             return d
         if d.compute >= planned:
             d.reason = "budget spent"
+            return d
+        dominated = self.behind_twin(run_id, c, best_so_far)
+        if dominated:
+            d.action, (d.twin, d.twin_gap), d.twin_tol = "stop", dominated, self.twin_tol()
+            d.reason = (f"behind its larger twin {d.twin} by {d.twin_gap:.1%}+ at equal compute: the same recipe "
+                        f"on more data, at its last {cfg.twin_points} evaluations (tolerance {d.twin_tol:.1%}); "
+                        f"it stays at or above that run")
+            self.stopped[run_id] = d
             return d
 
         # the rest of the budget: a log grid plus every point where the envelope steps down

@@ -200,7 +200,8 @@ class PruningConfig(PolicyConfig):
 
 @dataclass
 class RayConfig:
-    """address: an existing cluster ("auto", "ray://host:10001"); null starts a local Ray.
+    """address: an existing cluster ("auto" on one of its nodes, or "head:6379"; Ray Client
+    "ray://" addresses are refused: see docs/cluster.md); null starts a local Ray.
     max_failures: retries of a crashed trial (a run whose loss turns NaN is not retried).
     max_concurrent: cap on trials running at once (default: as many as the resources allow)."""
 

@@ -138,7 +138,8 @@ def report_times(sweep_dir: Path) -> dict[tuple[str, float], float]:
 def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig | None = None, *,
            timeline: str = "recorded", times: dict[tuple[str, float], float] | None = None,
            cooldown: dict[str, float | None] | None = None, sizes: dict[str, float] | None = None,
-           groups: dict[str, str] | None = None, extrapolate=None, bootstrap: int = 200) -> ReplayResult:
+           groups: dict[str, str] | None = None, twins: dict[str, list[str]] | None = None, extrapolate=None,
+           bootstrap: int = 200) -> ReplayResult:
     """Replay the frontier policy over `points` (the tidy table: run_id, flops, dev_loss, wall_time)."""
     from apcscale.sweep.results import curves_of, frontier_fit
 
@@ -168,7 +169,8 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
     def new_policy() -> FrontierPolicy:
         p = FrontierPolicy(config, extrapolate=extrapolate)
         for run_id in pts["run_id"].unique():
-            p.register(run_id, planned[run_id], (cooldown or {}).get(run_id), run_group.get(run_id))
+            p.register(run_id, planned[run_id], (cooldown or {}).get(run_id), run_group.get(run_id),
+                       (twins or {}).get(run_id, ()))
         return p
 
     if timeline == "recorded":
@@ -237,13 +239,13 @@ def replay_sweep(sweep_dir: str | Path, config: PolicyConfig | None = None, *, t
 
     sweep_dir = Path(sweep_dir)
     points, runs, plan, _ = load_tables(sweep_dir)
-    from apcscale.sweep.plan import cooldown_start
+    from apcscale.sweep.plan import cooldown_start, plan_twins
 
     everything = [*plan.runs, *plan.backlog]
     planned = {r.run_id: r.planned_flops for r in everything}
     cooldown = {r.run_id: cooldown_start(r.recipe) for r in everything}
     return replay(points, planned, config, timeline=timeline, times=report_times(sweep_dir), cooldown=cooldown,
-                  bootstrap=bootstrap)
+                  twins=plan_twins(plan), bootstrap=bootstrap)
 
 
 __all__ = ["replay", "replay_sweep", "ReplayResult", "report_times", "hindsight_spend"]

@@ -85,8 +85,15 @@ def init_ray(recipe: SweepRecipe, address: str | None = None) -> dict[str, float
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\..*")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"ray\..*")
+    address = address or recipe.ray.address
+    if address and address.startswith("ray://"):
+        # a Ray Client driver runs off the cluster: it needs ray[client] (grpcio), which the pinned set
+        # leaves out, and it would not see the runs' files, which the trials write on the cluster
+        raise ClusterConnectionError(
+            f"{address!r} is a Ray Client address, which this sweep does not use: run the sweep on a node of "
+            f"the cluster (or in its `sweep` container) with --address auto or --address <head>:6379, with "
+            f"output_dir on storage every node sees. See docs/cluster.md.")
     if not ray.is_initialized():
-        address = address or recipe.ray.address
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
                                       logging_level=logging.WARNING, configure_logging=True)
         if address:
@@ -117,12 +124,12 @@ def make_scheduler(recipe: SweepRecipe, plan: Plan, sweep_dir: Path, board: Swee
         return LoggedASHA(sweep_dir=sweep_dir, planned=planned, board=board,
                           grace_period=cfg.min_fraction * min(flops), max_t=max(flops),
                           reduction_factor=cfg.asha.reduction_factor, brackets=cfg.asha.brackets)
-    from apcscale.sweep.plan import cooldown_start
+    from apcscale.sweep.plan import cooldown_start, plan_twins
 
     cooldown = {r.run_id: cooldown_start(r.recipe) for r in [*plan.runs, *plan.backlog]}
     groups = {r.run_id: r.arch for r in [*plan.runs, *plan.backlog]}
     return FrontierScheduler(cfg.policy_config(), sweep_dir=sweep_dir, planned=planned, cooldown=cooldown,
-                             groups=groups, prune=(pruning == "frontier"), board=board)
+                             groups=groups, twins=plan_twins(plan), prune=(pruning == "frontier"), board=board)
 
 
 def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume: bool = False,

@@ -84,7 +84,7 @@ class FrontierScheduler(FIFOScheduler):
 
     def __init__(self, policy: PolicyConfig, *, sweep_dir: str | Path, planned: dict[str, float], prune: bool = True,
                  cooldown: dict[str, float | None] | None = None, groups: dict[str, str] | None = None,
-                 board: SweepBoard | None = None,
+                 twins: dict[str, list[str]] | None = None, board: SweepBoard | None = None,
                  metric: str = "dev_loss", time_attr: str = "flops"):
         super().__init__()
         self.policy_config = policy
@@ -92,6 +92,7 @@ class FrontierScheduler(FIFOScheduler):
         self.planned = dict(planned)
         self.cooldown = dict(cooldown or {})
         self.groups = dict(groups or {})
+        self.twins = dict(twins or {})
         self.prune = prune
         self.board = board
         self._metric = metric
@@ -108,7 +109,8 @@ class FrontierScheduler(FIFOScheduler):
         if self.policy is None:
             self.policy = FrontierPolicy(self.policy_config)
             for run_id, planned in self.planned.items():
-                self.policy.register(run_id, planned, self.cooldown.get(run_id), self.groups.get(run_id))
+                self.policy.register(run_id, planned, self.cooldown.get(run_id), self.groups.get(run_id),
+                                     self.twins.get(run_id, ()))
             self._sync_from_disk()
         return self.policy
 
