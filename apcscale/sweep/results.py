@@ -403,6 +403,14 @@ def write_report(res: SweepResults, plan: Plan, decisions: list[dict], *, wall_s
             frac = d.get("fraction")
             L.append(f"  {kind.get(d.get('mode'), d.get('mode'))} {d['run_id']} at "
                      f"{(frac if frac is not None else math.nan):.0%} of its budget: {d.get('reason', '')}")
+        by_rule: dict[str, list[float]] = {}
+        for d in stops:
+            rule = ("behind a larger data twin" if d.get("twin") else "past its best" if
+                    str(d.get("reason", "")).startswith("past its best") else
+                    "extrapolated above the frontier" if d.get("mode") != "asha" else "ASHA")
+            by_rule.setdefault(rule, []).append((d.get("planned") or 0) - (d.get("compute") or 0))
+        L.append("  by rule: " + "; ".join(f"{rule} {len(v)} ({_si(sum(v))}FLOP of their plans not spent)"
+                                          for rule, v in by_rule.items()))
         shadow = [d for d in stops if d.get("mode") == "shadow"]
         if shadow:
             saved = sum((d.get("planned") or 0) - (d.get("compute") or 0) for d in shadow)
