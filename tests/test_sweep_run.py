@@ -132,6 +132,28 @@ def _attempts(sweep: Path) -> list[dict]:
     return [json.loads(line) for line in (sweep / "attempts.jsonl").read_text().splitlines() if line.strip()]
 
 
+def test_a_run_that_finished_just_before_the_kill_is_not_shown_as_started_again(tmp_path):
+    """The race the resume test can hit: the driver is killed after a run wrote its finished
+    summary but before Tune's experiment state recorded even its trial. The restored searcher
+    suggests the run again (its trial only re-reports the end); the board, synced from the run
+    directories, keeps it finished, so the driver says so instead of "start"."""
+    from apcscale.sweep.board import SweepBoard
+    from apcscale.sweep.runner import _sync_board_from_disk
+    from apcscale.sweep.searcher import PlanSearcher
+
+    metas = [{"run_id": r, "cpus": 1, "gpus": 0, "workers": 1, "planned_flops": 1e9, "est_seconds": 1.0,
+              "N": 1e3, "D": 1e3} for r in ("a", "b")]
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "summary.json").write_text(json.dumps({"status": "finished"}))
+    board = SweepBoard(metas)
+    _sync_board_from_disk(board, tmp_path)
+    searcher = PlanSearcher(metas, [], {}, common={}, board=board)  # its state from before run a's trial
+    assert searcher.suggest("t1")["run_id"] == "a" and searcher.suggest("t2")["run_id"] == "b"
+    assert board.runs["a"].status == "finished" and board.runs["b"].status == "queued"
+    assert board.on_start("t1") == "finished" and board.runs["a"].rereported
+    assert board.on_start("t2") is None and board.runs["b"].status == "running"
+
+
 def test_a_crashed_trial_is_retried_from_its_checkpoint_and_the_sweep_goes_on(tmp_path, prepared_fsdd):
     """The process training a run dies (as when a node is lost): Tune retries the trial, the run
     continues from its last checkpoint (its curve is not restarted), the other runs are unaffected."""

@@ -48,10 +48,13 @@ class SweepBoard:
 
     # ----- updates -----
     def on_queue(self, run_id: str, trial_id: str) -> None:
-        """The searcher created a trial for the run (it waits for resources)."""
+        """The searcher created a trial for the run (it waits for resources). A run that already
+        ended keeps its status: after --resume, a run that finished just before the interruption,
+        before Tune's state recorded even its trial, is suggested again and only re-reports its end."""
         st = self.runs[run_id]
         st.trial_id = trial_id
-        st.status = "queued"
+        if st.status not in ("finished", "failed", "pruned"):
+            st.status = "queued"
         self.trial_to_run[trial_id] = run_id
 
     def on_start(self, trial_id: str) -> str | None:
