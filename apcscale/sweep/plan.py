@@ -764,6 +764,10 @@ def plan_summary(plan: Plan) -> list[str]:
     budget = {k: v for k, v in plan.budget.items() if v is not None}
     if budget:
         lines.append("budget " + ", ".join(f"{k} {(_si(v) if k == 'flops' else f'{v:g}')}" for k, v in budget.items()))
+    with_twins = sum(1 for r in plan.runs if r.twins)
+    if with_twins:
+        lines.append(f"{with_twins} runs have a data twin (the same recipe on a larger subset): pruning can stop "
+                     f"one once it is confirmed behind its twin")
     if plan.probe:
         probed = plan.probe.get("sizes", {})
         n_cached = sum(1 for v in probed.values() if v.get("cached"))
