@@ -121,14 +121,15 @@ class PolicyConfig:
         sweep's finished runs (see the module notes); off: the model band as it is.
     calibrate_min: finished runs (of the same kind) needed before their calibration is used; the
         conformal quantile itself needs at least 2 / (1 - level) - 1 of them.
-    twins: stop a run once it is confirmed behind one of its larger twins (see the module notes):
-        a run of the same recipe on a strict superset of its data.
-    twin_tol, twin_points: confirmed = its best so far above the twin's best at no more compute by
-        more than `twin_tol` (relative) at each of its last `twin_points` evaluations.
     calibrate_floor: the calibrated band is never narrower than this power of the model band
         (u_hat >= floor). The runs that finish first are the cheap ones; the large runs, where the
         compute is, can improve for longer than they did (seen on FSDD: a floor of 0 stopped the
         largest Transformer, which ended 0.8% below the envelope; 0.3 stopped nothing wrongly).
+    twins: stop a run once it is confirmed behind one of its larger twins (see the module notes):
+        a run of the same recipe on a strict superset of its data.
+    twin_tol, twin_points: confirmed = its best so far above the twin's best at no more compute by
+        more than `twin_tol` (relative; raised by what finished runs show) at each of its last
+        `twin_points` evaluations.
     """
 
     min_fraction: float = 0.25
