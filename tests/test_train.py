@@ -8,7 +8,7 @@ import pytest
 from apcscale.models.apc import NonFiniteLossError
 from apcscale.train.config import TrainRecipe
 from apcscale.train.run import RunDirError, run_training
-from apcscale.utils.schema import from_dict
+from apcscale.utils.schema import RecipeError, from_dict
 
 
 def recipe(manifest, arch, **over):
@@ -62,3 +62,36 @@ def test_existing_run_dir_is_not_clobbered(prepared_fsdd, tmp_path):
     (tmp_path / "run" / "summary.json").write_text("{}")
     with pytest.raises(RunDirError, match="--resume"):
         run_training(recipe(prepared_fsdd, "lstm"), run_dir=tmp_path / "run", progress=False)
+
+
+def test_a_cooldown_branch_starts_from_its_parents_checkpoint(prepared_fsdd, tmp_path):
+    """A constant-rate parent (a WSD run's stable phase) for 8k frames, then a WSD branch of 10k
+    frames from its last checkpoint: the branch starts where the parent ended (same weights: the
+    same dev loss; its frames and FLOPs go on from the parent's) and spends only the cooldown."""
+    import torch
+
+    parent = run_training(recipe(prepared_fsdd, "lstm", optim__schedule="constant", budget__frames=8_000,
+                                 model__width=16), run_dir=tmp_path / "parent", progress=False)
+    ckpt = tmp_path / "parent" / "checkpoints" / "last.ckpt"
+    F0 = int(torch.load(ckpt, map_location="cpu", weights_only=False)["apcscale"]["frames_seen"])
+    assert F0 == parent.summary["frames"]
+    b = recipe(prepared_fsdd, "lstm", optim__schedule="wsd", optim__decay=0.2, budget__frames=int(F0 / 0.8),
+               model__width=16, eval__spacing="linear", eval__points=10)
+    b.init_from = str(ckpt)
+    branch = run_training(b, run_dir=tmp_path / "branch", progress=False)
+    curve = branch.curve
+    assert curve[0]["frames"] == F0 and curve[0]["dev/loss"] == pytest.approx(parent.curve[-1]["dev/loss"], rel=1e-6)
+    assert curve[0]["flops"] == pytest.approx(parent.curve[-1]["flops"])
+    assert all(p["frames"] > F0 for p in curve[1:]) and curve[-1]["frames"] >= int(F0 / 0.8)
+    assert len(curve) == 3 and 0.1 * 3e-3 < curve[1]["lr"] < 3e-3 and curve[-1]["lr"] < 0.1 * 3e-3  # cooling down
+    assert branch.summary["init_from"]["frames"] == F0
+    # the branch trained only its own frames: about a fifth of a run of its length
+    assert branch.summary["train_time"] < parent.summary["train_time"]
+
+    other = recipe(prepared_fsdd, "lstm", budget__frames=20_000, model__width=24)
+    other.init_from = str(ckpt)
+    with pytest.raises(RecipeError, match="holds a different model"):
+        run_training(other, run_dir=tmp_path / "other", progress=False)
+    other.init_from = str(tmp_path / "missing.ckpt")
+    with pytest.raises(RecipeError, match="no checkpoint at"):
+        run_training(other, run_dir=tmp_path / "other2", progress=False)

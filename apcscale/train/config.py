@@ -95,6 +95,10 @@ class TrainRecipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     output_dir: str = "runs"
+    # a cooldown branch: start from another run's checkpoint (its weights, optimiser state, frames
+    # and FLOPs so far) and train on to this recipe's budget under this recipe's schedule; with WSD,
+    # a checkpoint of the stable phase at (1 - decay) of this budget makes the rest a cooldown
+    init_from: str | None = None
 
     def validate(self) -> None:
         check(bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}")

@@ -170,6 +170,10 @@ def run_training(
     if resume_from is not None:
         curve.load_existing()
     cbs: list[L.Callback] = [curve, *callbacks]
+    branch = None
+    if recipe.init_from and resume_from is None:  # a resumed branch has its own last.ckpt
+        branch = BranchStart(recipe.init_from, module, total)
+        cbs.append(branch)
     if recipe.trainer.checkpoint:
         cbs.append(ModelCheckpoint(
             dirpath=run_dir / "checkpoints", filename="best", monitor="dev/loss", mode="min",
@@ -199,14 +203,17 @@ def run_training(
     wrapped = IntervalDataModule(data, module)
 
     summary = _summary_head(recipe, module, info, unit, total, settings)
+    if recipe.init_from:  # a resumed branch goes on from its own checkpoint; the start is in its curve
+        summary["init_from"] = {"checkpoint": str(recipe.init_from), "frames": branch.frames if branch else None}
     if progress and trainer.is_global_zero:
         print(_describe(summary))
     started = time.perf_counter()
     status, error = "finished", None
     try:
         if resume_from is None and recipe.eval.at_start and 0 in points:
-            trainer.validate(module, datamodule=wrapped, verbose=False)  # the untrained model: the curve's start
-            module.clock.mark_evaluated(0, 0)
+            # the untrained model (a branch: its parent's state): the curve's start
+            trainer.validate(module, datamodule=wrapped, verbose=False)
+            module.clock.mark_evaluated(module.frames_seen, 0)
         trainer.fit(module, datamodule=wrapped, ckpt_path=str(resume_from) if resume_from else None)
     except NonFiniteLossError as exc:
         status, error = "failed", str(exc)
@@ -216,6 +223,49 @@ def run_training(
         if trainer.is_global_zero:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
     return TrainResult(run_dir=run_dir, status=status, summary=summary, curve=list(curve.points))
+
+
+class BranchStart(L.Callback):
+    """Starts a run from another run's checkpoint (a cooldown branch, TrainRecipe.init_from).
+
+    Before fit: the weights, the frames and FLOPs the parent had trained (the branch's compute
+    includes the prefix it shares), and the branch's evaluation points up to there marked done.
+    At the start of training: the parent's optimiser state (AdamW moments). The branch keeps its
+    own clock, so its learning-rate schedule reads the fraction of *its* budget already spent;
+    everything else (data stream, step count, wall time) starts afresh."""
+
+    def __init__(self, path: str | Path, module: APCModule, total: int):
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError("init_from", f"no checkpoint at {path}")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise RecipeError("init_from", f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        hp, state = ckpt.get("hyper_parameters", {}), ckpt.get("apcscale")
+        if state is None or "state_dict" not in ckpt:
+            raise RecipeError("init_from", f"{path} is not an apcscale run's checkpoint")
+        mine = {"feature_dim": module.hparams["feature_dim"], "model": module.hparams["model"]}
+        theirs = {"feature_dim": hp.get("feature_dim"), "model": hp.get("model")}
+        if mine != theirs:
+            raise RecipeError("init_from", f"{path} holds a different model: {theirs} (this run: {mine})")
+        self.frames = int(state.get("frames_seen", 0))
+        if self.frames >= total:
+            raise RecipeError("init_from", f"{path} has already trained {self.frames} frames, not fewer than this "
+                                           f"run's budget of {total}")
+        module.load_state_dict(ckpt["state_dict"])
+        module.frames_seen, module.flops_seen = self.frames, float(state.get("flops_seen", 0.0))
+        if module.clock is not None:
+            module.clock.mark_evaluated(self.frames - 1, 0)  # points before the branch are the parent's
+        self._optimizer_states = ckpt.get("optimizer_states") or []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        for optimizer, saved in zip(trainer.optimizers, self._optimizer_states):
+            lrs = [g["lr"] for g in optimizer.param_groups]  # set by this run's schedule
+            optimizer.load_state_dict(saved)
+            for group, lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = lr
+        self._optimizer_states = []
 
 
 def _summary_head(recipe, module: APCModule, info: dict, unit: str, total: int, settings: dict) -> dict:
