@@ -88,6 +88,22 @@ def test_a_cooldown_branch_starts_from_its_parents_checkpoint(prepared_fsdd, tmp
     # the branch trained only its own frames: about a fifth of a run of its length
     assert branch.summary["train_time"] < parent.summary["train_time"]
 
+    # the AdamW moments come from the parent, the learning rate from the branch's own schedule
+    from types import SimpleNamespace
+
+    from apcscale.models.apc import APCModule
+    from apcscale.train.run import BranchStart
+
+    module = APCModule(40, b.model, b.optim, clock={"unit": "frames", "total": int(F0 / 0.8), "points": [0]})
+    start = BranchStart(ckpt, module, int(F0 / 0.8))
+    optimizer = module.configure_optimizers()["optimizer"]
+    start.on_train_start(SimpleNamespace(optimizers=[optimizer]), module)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["optimizer_states"][0]["state"]
+    assert set(optimizer.state_dict()["state"]) == set(saved)
+    for k, v in saved.items():
+        assert torch.equal(optimizer.state_dict()["state"][k]["exp_avg"], v["exp_avg"])
+    assert 0.9 * 3e-3 < optimizer.param_groups[0]["lr"] <= 3e-3  # the branch's schedule at 0.8: about the peak
+
     other = recipe(prepared_fsdd, "lstm", budget__frames=20_000, model__width=24)
     other.init_from = str(ckpt)
     with pytest.raises(RecipeError, match="holds a different model"):
