@@ -355,9 +355,7 @@ class FrontierPolicy:
         if not self.config.calibrate or not self._finished(run_id):
             return
         cfg, planned = self.config, self.planned[run_id]
-        c_all, l_all = self.curve(run_id)
-        ok = np.isfinite(l_all) & (c_all > 0)
-        c, l = c_all[ok], l_all[ok]
+        c, l = self._trained(*self.curve(run_id))
         best = np.minimum.accumulate(l)
         factor = float(self._cooldown_factor(run_id, np.array([1.0]))[0][0])  # the allowance at the end
         scores: dict[str, list[tuple[float, float]]] = {}
@@ -410,6 +408,12 @@ class FrontierPolicy:
         tail = losses[-k:]
         return since if bool(np.all(tail > best_so_far[-1] * (1.0 + self.config.overfit_tol))) else 0
 
+    @staticmethod
+    def _trained(c_all: np.ndarray, l_all: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The evaluations a fit can use: finite losses after the untrained start."""
+        ok = np.isfinite(l_all) & (c_all > 0)
+        return c_all[ok], l_all[ok]
+
     def _twin_gaps(self, twin: str, c: np.ndarray, best_so_far: np.ndarray) -> np.ndarray | None:
         """best so far / the twin's best at no more compute - 1, at each of the computes `c`."""
         tc, tl = self.curve(twin)
@@ -424,9 +428,8 @@ class FrontierPolicy:
         if not (self.config.twins and self.twins.get(run_id) and self._finished(run_id)):
             return
         k, planned = self.config.twin_points, self.planned[run_id]
-        c_all, l_all = self.curve(run_id)
-        ok = np.isfinite(l_all) & (c_all > 0)
-        c, best = c_all[ok], np.minimum.accumulate(l_all[ok])
+        c, l = self._trained(*self.curve(run_id))
+        best = np.minimum.accumulate(l)
         worst = 0.0
         for twin in self.twins[run_id]:
             gaps = self._twin_gaps(twin, c, best)
@@ -440,9 +443,9 @@ class FrontierPolicy:
     def twin_tol(self) -> float:
         return max([self.config.twin_tol, *self.twin_reversals.values()])
 
-    def behind_twin(self, run_id: str, c: np.ndarray, best_so_far: np.ndarray) -> tuple[str, float] | None:
-        """(twin, smallest gap) if the run's best so far sat more than the twin tolerance above a
-        larger twin's best at no more compute at each of its last `twin_points` evaluations."""
+    def behind_twin(self, run_id: str, c: np.ndarray, best_so_far: np.ndarray) -> tuple[str, float, float] | None:
+        """(twin, smallest gap, tolerance) if the run's best so far sat more than the twin tolerance
+        above a larger twin's best at no more compute at each of its last `twin_points` evaluations."""
         k = self.config.twin_points
         if not self.config.twins or len(c) < k:
             return None
@@ -451,7 +454,7 @@ class FrontierPolicy:
             gaps = self._twin_gaps(twin, c[-k:], best_so_far[-k:])
             gap = float(np.min(gaps)) if gaps is not None else -1.0
             if gap > tol and (found is None or gap > found[1]):
-                found = (twin, gap)
+                found = (twin, gap, tol)
         return found
 
     def cooldown_gain(self) -> float:
@@ -492,8 +495,7 @@ class FrontierPolicy:
         if len(c_all) == 0:
             d.reason = "no evaluation yet"
             return d
-        ok = np.isfinite(l_all) & (c_all > 0)
-        c, l = c_all[ok], l_all[ok]
+        c, l = self._trained(c_all, l_all)
         d.compute, d.loss = float(c_all[-1]), float(l_all[-1])
         d.fraction = d.compute / planned if planned > 0 else math.nan
         d.points = int(len(c))
@@ -526,7 +528,7 @@ class FrontierPolicy:
             return d
         dominated = self.behind_twin(run_id, c, best_so_far)
         if dominated:
-            d.action, (d.twin, d.twin_gap), d.twin_tol = "stop", dominated, self.twin_tol()
+            d.action, (d.twin, d.twin_gap, d.twin_tol) = "stop", dominated
             d.reason = (f"behind its larger twin {d.twin} by {d.twin_gap:.1%}+ at equal compute: the same recipe "
                         f"on more data, at its last {cfg.twin_points} evaluations (tolerance {d.twin_tol:.1%}); "
                         f"it stays at or above that run")
