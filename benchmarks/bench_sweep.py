@@ -27,7 +27,8 @@ with one envelope for all runs, and every stop checked against the no-pruning
 curves ("wrong stop": a stopped run whose full curve would have gone below the
 final envelope of the others); and the hindsight bound: what a policy knowing
 every final curve would spend, stopping each run (past the same minimum
-fraction) at the first evaluation after which it never reaches the envelope.
+fractions as the policy: 25%, 10% for a run with data twins) at the first
+evaluation after which it never reaches the envelope.
 
     python benchmarks/bench_sweep.py                       # ~8 minutes on 2 CPU cores
     python benchmarks/bench_sweep.py --grid small          # ~3 minutes
@@ -247,7 +248,7 @@ def main(argv=None) -> int:
     console.print(f"targets: frontier pruning <= {TARGET_COMPUTE:.0%} of the no-pruning compute, |d alpha_C| <= "
                   f"{TARGET_ALPHA:.0%}, |d L_inf| <= {TARGET_LINF:.0%}; ASHA worse on that trade")
     for name, h in hindsight.items():
-        console.print(f"{name}: a policy with hindsight of every final curve (same minimum fraction, same envelope, "
+        console.print(f"{name}: a policy with hindsight of every final curve (same minimum fractions, same envelope, "
                       f"each run stopped once it never again reaches the envelope) "
                       f"would spend {h:.0%} of the no-pruning compute")
     if "frontier" in verdict and "asha" in verdict:

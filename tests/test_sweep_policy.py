@@ -361,6 +361,36 @@ def test_a_run_behind_its_larger_twin_is_stopped_as_dominated():
     assert plain.decide("limited").action == "continue"
 
 
+def run_pair(policy, C, full, limited):
+    """Feed a pair in lockstep (the full-data run first); the decisions on the limited run."""
+    out = []
+    for i in range(len(C)):
+        policy.observe("full", C[i], full[i])
+        policy.observe("limited", C[i], limited[i])
+        if C[i] > 0:
+            out.append(policy.decide("limited"))
+            if out[-1].action == "stop":
+                break
+    return out
+
+
+def test_the_twin_rule_acts_from_its_own_minimum_fraction_before_any_extrapolation():
+    """A run on a tiny subset falls clearly behind its twin soon after its data starts to repeat:
+    the twin test needs no curve fit, so it may stop it from `twin_min_fraction` (10%) on, before
+    the 25% that extrapolations wait for; never before, and with the twin rule off not at all early."""
+    C, full, limited = twin_curves(0.4)
+    decisions = run_pair(twin_policy(), C, full, limited)
+    d = decisions[-1]
+    assert d.action == "stop" and d.twin == "full"
+    assert 0.1 <= d.fraction < 0.25
+    waited = [e for e in decisions if e.fraction < 0.1]
+    assert waited and all("before the minimum 25% (10% for its twins)" in e.reason for e in waited)
+    later = run_pair(twin_policy(twin_min_fraction=0.25), C, full, limited)[-1]
+    assert later.action == "stop" and later.twin == "full" and later.fraction >= 0.25
+    plain = run_pair(twin_policy(twins=False), C, full, limited)
+    assert all(e.action == "continue" for e in plain if e.fraction < 0.25)
+
+
 def test_a_twin_within_the_tolerance_or_ahead_is_not_stopped_by_the_twin_rule():
     for gap_end in (0.025, -0.05):  # 2.5% behind at the end (at most), or ahead
         C, full, limited = twin_curves(gap_end)

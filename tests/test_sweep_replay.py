@@ -68,3 +68,6 @@ def test_hindsight_stops_each_run_after_its_last_touch_of_the_envelope():
     points, _ = table(runs)
     spent = hindsight_spend(points, min_fraction=0.25)
     assert spent == pytest.approx((1.0 + 0.5 + 0.3) / 3.0)
+    # a run the policy may stop sooner (one with twins) is stopped sooner with hindsight too
+    spent = hindsight_spend(points, min_fraction={"best": 0.25, "dip": 0.25, "top": 0.1})
+    assert spent == pytest.approx((1.0 + 0.5 + 0.1) / 3.0)

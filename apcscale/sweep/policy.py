@@ -71,7 +71,11 @@ evaluations in a row and still got level with it later, and runs on a quarter
 of the data were ahead of their full-data twins by 1-2% at the end. So the
 tolerance used is the larger of `twin_tol` and the largest such confirmed gap
 that a finished run of the sweep later closed (`twin_reversals`): noisier
-curves raise it by themselves. `twins: false` switches this off.
+curves raise it by themselves. This test needs no extrapolation, so it applies
+from `twin_min_fraction` of a run's budget (10%), before the `min_fraction`
+that extrapolations wait for: a run on 8 seconds of speech that has stopped
+improving is not kept to a quarter of its budget. `twins: false` switches this
+off.
 
 Every call of `decide` returns a `Decision` carrying the numbers it was taken
 on (fraction of budget, best loss so far, envelope now and at the end,
@@ -130,6 +134,9 @@ class PolicyConfig:
     twin_tol, twin_points: confirmed = its best so far above the twin's best at no more compute by
         more than `twin_tol` (relative; raised by what finished runs show) at each of its last
         `twin_points` evaluations.
+    twin_min_fraction: the fraction of its budget from which a run may be stopped as dominated by a
+        twin (the test needs no curve fit, so it may come before `min_fraction`); the reversals that
+        raise the tolerance are measured from there too.
     """
 
     min_fraction: float = 0.25
@@ -147,6 +154,7 @@ class PolicyConfig:
     twins: bool = True
     twin_tol: float = 0.03
     twin_points: int = 2
+    twin_min_fraction: float = 0.1
 
     def validate(self) -> None:
         check(0.0 < self.min_fraction < 1.0, "min_fraction", f"must be in (0, 1), got {self.min_fraction}")
@@ -160,6 +168,8 @@ class PolicyConfig:
         check(self.calibrate_min >= 1, "calibrate_min", f"must be positive, got {self.calibrate_min}")
         check(self.twin_tol >= 0, "twin_tol", f"must be >= 0, got {self.twin_tol}")
         check(self.twin_points >= 1, "twin_points", f"must be at least 1, got {self.twin_points}")
+        check(0.0 < self.twin_min_fraction < 1.0, "twin_min_fraction",
+              f"must be in (0, 1), got {self.twin_min_fraction}")
         check(0.0 <= self.calibrate_floor <= 1.0, "calibrate_floor", f"must be in [0, 1], got {self.calibrate_floor}")
 
     @property
@@ -424,7 +434,7 @@ class FrontierPolicy:
 
     def _measure_twin_reversal(self, run_id: str) -> None:
         """When a run with twins has reached its end: the largest gap, confirmed as a stop would
-        confirm it (past `min_fraction`), after which it still got level with or ahead of a twin."""
+        confirm it (past `twin_min_fraction`), after which it still got level with or ahead of a twin."""
         if not (self.config.twins and self.twins.get(run_id) and self._finished(run_id)):
             return
         k, planned = self.config.twin_points, self.planned[run_id]
@@ -436,7 +446,7 @@ class FrontierPolicy:
             if gaps is None:
                 continue
             for j in range(k - 1, len(c) - 1):
-                if c[j] >= self.config.min_fraction * planned and np.any(gaps[j + 1:] <= 0):
+                if c[j] >= self.config.twin_min_fraction * planned and np.any(gaps[j + 1:] <= 0):
                     worst = max(worst, float(np.min(gaps[j - k + 1: j + 1])))
         self.twin_reversals[run_id] = worst
 
@@ -510,11 +520,11 @@ class FrontierPolicy:
         if not math.isfinite(planned):
             d.reason = "no planned budget registered"
             return d
-        if d.fraction < cfg.min_fraction:
-            d.reason = f"at {d.fraction:.0%} of its budget, before the minimum {cfg.min_fraction:.0%}"
-            return d
-        if d.points < cfg.min_points:
-            d.reason = f"{d.points} evaluations, fewer than the {cfg.min_points} a fit needs"
+        has_twins = cfg.twins and bool(self.twins.get(run_id))
+        early = (f"at {d.fraction:.0%} of its budget, before the minimum {cfg.min_fraction:.0%}"
+                 + (f" ({cfg.twin_min_fraction:.0%} for its twins)" if has_twins else ""))
+        if d.fraction < (min(cfg.min_fraction, cfg.twin_min_fraction) if has_twins else cfg.min_fraction):
+            d.reason = early
             return d
         if env.empty:
             d.reason = ("no other run of its architecture has reported yet: no envelope" if cfg.envelope == "arch"
@@ -526,13 +536,20 @@ class FrontierPolicy:
         if d.compute >= planned:
             d.reason = "budget spent"
             return d
-        dominated = self.behind_twin(run_id, c, best_so_far)
+        twin_time = has_twins and d.fraction >= cfg.twin_min_fraction
+        dominated = self.behind_twin(run_id, c, best_so_far) if twin_time else None
         if dominated:
             d.action, (d.twin, d.twin_gap, d.twin_tol) = "stop", dominated
             d.reason = (f"behind its larger twin {d.twin} by {d.twin_gap:.1%}+ at equal compute: the same recipe "
                         f"on more data, at its last {cfg.twin_points} evaluations (tolerance {d.twin_tol:.1%}); "
                         f"it stays at or above that run")
             self.stopped[run_id] = d
+            return d
+        if d.fraction < cfg.min_fraction:
+            d.reason = early
+            return d
+        if d.points < cfg.min_points:
+            d.reason = f"{d.points} evaluations, fewer than the {cfg.min_points} a fit needs"
             return d
 
         # the rest of the budget: a log grid plus every point where the envelope steps down

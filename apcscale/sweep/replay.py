@@ -64,7 +64,7 @@ class ReplayResult:
             f"margin {self.config.margin:g}): {len(self.stops)} runs stopped",
             f"  compute {self.spent:.4g} of {self.spent_full:.4g} FLOPs ({self.spent / self.spent_full:.1%}; "
             f"saved {self.saved_fraction:.1%}); with hindsight of every final curve (each run stopped, past the "
-            f"same minimum fraction, once it never again reaches the envelope): {self.hindsight:.1%}",
+            f"same minimum fractions, once it never again reaches the envelope): {self.hindsight:.1%}",
         ]
         if "alpha" in ff and "alpha" in fr:
             lines.append(f"  frontier alpha_C {ff['alpha']:.4f} -> {fr['alpha']:.4f} ({self.change('alpha'):+.1%}), "
@@ -98,11 +98,12 @@ class ReplayResult:
                 "hindsight_spend": self.hindsight, "wrong_stops": self.wrong_stops}
 
 
-def hindsight_spend(points: pd.DataFrame, min_fraction: float, per_arch: bool = True) -> float:
+def hindsight_spend(points: pd.DataFrame, min_fraction: float | dict[str, float], per_arch: bool = True) -> float:
     """What a policy knowing every final curve would spend (fraction of the full compute): each run
-    is stopped at the first evaluation past `min_fraction` of its budget after which it never again
-    reaches the final envelope of the others (of its architecture, if per_arch): no stop is wrong,
-    and none comes later than it could."""
+    is stopped at the first evaluation past `min_fraction` of its budget (a number, or one per run
+    id: the earliest the policy may stop it) after which it never again reaches the final envelope
+    of the others (of its architecture, if per_arch): no stop is wrong, and none comes later than
+    it could."""
     pts = points[np.isfinite(points["dev_loss"])]
     total = float(pts.groupby("run_id")["flops"].max().sum())
     spent = 0.0
@@ -116,7 +117,8 @@ def hindsight_spend(points: pd.DataFrame, min_fraction: float, per_arch: bool = 
         planned = float(c.max())
         below = df["dev_loss"].to_numpy(float) < env(c)  # as the wrong-stop check counts it
         stop = planned
-        for j in np.flatnonzero(c >= min_fraction * planned):
+        first = min_fraction.get(run_id, math.nan) if isinstance(min_fraction, dict) else min_fraction
+        for j in np.flatnonzero(c >= first * planned):
             if not below[j + 1:].any():  # nothing later reaches the envelope: stop here
                 stop = float(c[j])
                 break
@@ -202,6 +204,9 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
                         stops[run_id] = d.to_dict()
                         break
 
+    # the earliest fraction at which the policy may stop each run (sooner for one with twins)
+    earliest = {r: min(config.min_fraction, config.twin_min_fraction) if config.twins and (twins or {}).get(r)
+                else config.min_fraction for r in pts["run_id"].unique()}
     kept = pts[[not (r in stops and c > stops[r]["compute"]) for r, c in zip(pts["run_id"], pts["flops"])]]
     full_curves, kept_curves = curves_of(pts), curves_of(kept)
     spent_full = float(pts.groupby("run_id")["flops"].max().sum())
@@ -234,7 +239,7 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
                               "below_by": float(-gap[i])})
     return ReplayResult(config=config, timeline=timeline, stops=stops, spent_full=spent_full, spent=spent,
                         frontier_full=fr_full, frontier=fr_kept, wrong_stops=wrong, decisions=log, by_group=by_group,
-                        hindsight=hindsight_spend(pts, config.min_fraction, config.envelope == "arch"))
+                        hindsight=hindsight_spend(pts, earliest, config.envelope == "arch"))
 
 
 def replay_sweep(sweep_dir: str | Path, config: PolicyConfig | None = None, *, timeline: str = "recorded",
