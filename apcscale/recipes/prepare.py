@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         path = ensure_prepared(audio, args.out_dir, n_mels=args.n_mels, workers=args.workers,
                                progress=not args.no_progress, source=extra, dev_fraction=args.dev_fraction,
-                               dev_by=args.dev_by,                               shard_utterances=args.shard_utterances, shard_frames=args.shard_frames,
+                               dev_by=args.dev_by, shard_utterances=args.shard_utterances,
+                               shard_frames=args.shard_frames,
                                min_subset_frames=args.min_subset_frames, max_subsets=args.max_subsets,
                                sample_rate=args.sample_rate, seed=args.seed)
         m = Manifest.load(path)

@@ -172,6 +172,11 @@ class PolicyConfig:
               f"must be in (0, 1), got {self.twin_min_fraction}")
         check(0.0 <= self.calibrate_floor <= 1.0, "calibrate_floor", f"must be in [0, 1], got {self.calibrate_floor}")
 
+    def earliest_stop(self, has_twins: bool) -> float:
+        """The fraction of its budget before which a run is never stopped: `min_fraction`, or
+        `twin_min_fraction` if that is sooner and the twin rule applies to it (it has twins)."""
+        return min(self.min_fraction, self.twin_min_fraction) if self.twins and has_twins else self.min_fraction
+
     @property
     def tail(self) -> float:
         """a: the probability mass below the band's lower edge."""
@@ -523,7 +528,7 @@ class FrontierPolicy:
         has_twins = cfg.twins and bool(self.twins.get(run_id))
         early = (f"at {d.fraction:.0%} of its budget, before the minimum {cfg.min_fraction:.0%}"
                  + (f" ({cfg.twin_min_fraction:.0%} for its twins)" if has_twins else ""))
-        if d.fraction < (min(cfg.min_fraction, cfg.twin_min_fraction) if has_twins else cfg.min_fraction):
+        if d.fraction < cfg.earliest_stop(has_twins):
             d.reason = early
             return d
         if env.empty:

@@ -205,8 +205,7 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
                         break
 
     # the earliest fraction at which the policy may stop each run (sooner for one with twins)
-    earliest = {r: min(config.min_fraction, config.twin_min_fraction) if config.twins and (twins or {}).get(r)
-                else config.min_fraction for r in pts["run_id"].unique()}
+    earliest = {r: config.earliest_stop(bool((twins or {}).get(r))) for r in pts["run_id"].unique()}
     kept = pts[[not (r in stops and c > stops[r]["compute"]) for r, c in zip(pts["run_id"], pts["flops"])]]
     full_curves, kept_curves = curves_of(pts), curves_of(kept)
     spent_full = float(pts.groupby("run_id")["flops"].max().sum())
