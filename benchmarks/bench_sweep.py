@@ -132,7 +132,8 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from apcscale.sweep.plan import build_plan, plan_summary
+    from apcscale.sweep.display import plan_summary
+    from apcscale.sweep.planner import build_plan
     from apcscale.sweep.replay import replay_sweep
     from apcscale.sweep.results import collect, load_tables
     from apcscale.sweep.runner import init_ray, run_sweep

@@ -110,7 +110,9 @@ def _load(args, console):
 
 
 def _run(console, args) -> int:
-    from apcscale.sweep.plan import Plan, build_plan, plan_summary, plan_table
+    from apcscale.sweep.display import plan_summary, plan_table
+    from apcscale.sweep.plan import Plan
+    from apcscale.sweep.planner import build_plan
     from apcscale.sweep.recipe import SweepRecipe
     from apcscale.train.run import resolve_manifest
 

@@ -16,7 +16,8 @@
 are imported here; the Ray-facing modules import Ray when they are imported.
 """
 
-from apcscale.sweep.plan import Plan, PlannedRun, build_plan
+from apcscale.sweep.plan import Plan, PlannedRun
+from apcscale.sweep.planner import build_plan
 from apcscale.sweep.policy import Decision, Envelope, FrontierPolicy, PolicyConfig
 from apcscale.sweep.recipe import SweepRecipe, load_sweep_recipe
 

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from apcscale.sweep.board import SweepBoard
-from apcscale.sweep.plan import _si, fmt_seconds
+from apcscale.sweep.display import _si, fmt_seconds
 
 STYLE = {"planned": "dim", "queued": "dim", "running": "cyan", "finished": "green", "pruned": "yellow",
          "failed": "red", "backlog": "dim italic"}

@@ -18,7 +18,7 @@
 
 Every field is checked when the recipe is loaded (names, types, ranges); what
 needs the data (the subsets, each run's full training recipe after its rules)
-is checked by `apcscale.sweep.plan.build_plan`, still before any trial starts.
+is checked by `apcscale.sweep.planner.build_plan`, still before any trial starts.
 """
 
 from __future__ import annotations

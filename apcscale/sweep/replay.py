@@ -148,7 +148,8 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
            groups: dict[str, str] | None = None, twins: dict[str, list[str]] | None = None, extrapolate=None,
            bootstrap: int = 200) -> ReplayResult:
     """Replay the frontier policy over `points` (the tidy table: run_id, flops, dev_loss, wall_time)."""
-    from apcscale.sweep.results import curves_of, frontier_fit
+    from apcscale.sweep.fits import frontier_fit
+    from apcscale.sweep.tables import curves_of
 
     config = config or PolicyConfig()
     pts = points[np.isfinite(points["dev_loss"])].copy()
@@ -244,7 +245,7 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
 def replay_sweep(sweep_dir: str | Path, config: PolicyConfig | None = None, *, timeline: str = "recorded",
                  bootstrap: int = 200) -> ReplayResult:
     """Replay over a sweep directory (best one run with pruning off)."""
-    from apcscale.sweep.results import load_tables
+    from apcscale.sweep.tables import load_tables
 
     sweep_dir = Path(sweep_dir)
     points, runs, plan, _ = load_tables(sweep_dir)

@@ -1,0 +1,137 @@
+"""A sweep directory read into tables: every evaluation point, one row per run, the selection.
+
+Everything is read from the sweep directory (plan.json, runs/*/curve.csv and summary.json,
+decisions.jsonl, Tune's trial errors), so the tables can be rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from apcscale.sweep.plan import Plan
+from apcscale.sweep.scheduler import DECISIONS, DecisionLog
+
+
+POINT_COLUMNS = ["run_id", "arch", "width", "depth", "label", "N", "N_total", "subset", "D", "hours", "seed",
+                 "step", "frames", "flops", "wall_time", "train_time", "dev_loss", "copy_baseline", "lr", "status"]
+
+
+
+def _tune_errors(sweep_dir: Path) -> dict[str, str]:
+    """run id -> last line of the error of trials Tune recorded as errored."""
+    out: dict[str, str] = {}
+    for err in (sweep_dir / "tune").glob("*/error.txt"):
+        run_id = err.parent.name.rsplit("_", 1)[0]
+        text = err.read_text().strip().splitlines()
+        out[run_id] = text[-1][:300] if text else "error"
+    return out
+
+
+def _read_curve(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / "curve.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    df = pd.read_csv(path)
+    return df.drop_duplicates(subset=["frames", "steps"], keep="last").sort_values("flops", kind="stable")
+
+
+def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str) -> tuple[str, str]:
+    summary_path = run_dir / "summary.json"
+    summary = {}
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except json.JSONDecodeError:
+            summary = {}
+    if summary.get("status") == "failed":
+        return "failed", str(summary.get("error") or "")
+    if run_id in stops:
+        return "pruned", str(stops[run_id].get("reason", ""))
+    if summary.get("status") == "stopped":
+        return "pruned", str(summary.get("error") or "stopped by the scheduler")
+    if summary.get("status") == "finished":
+        return "finished", ""  # possibly after a crash and a retry (Tune keeps the first error's log)
+    if run_id in errors:
+        return "failed", errors[run_id]
+    if run_dir.exists():
+        return "incomplete", "interrupted; --resume continues it"
+    return "not run", ""
+
+
+def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan, list[dict]]:
+    sweep_dir = Path(sweep_dir)
+    plan = Plan.load(sweep_dir / "plan.json")
+    decisions = DecisionLog(sweep_dir / DECISIONS).read()
+    stops = {d["run_id"]: d for d in decisions if d.get("action") == "stop" and d.get("mode") in ("prune", "asha")}
+    errors = _tune_errors(sweep_dir)
+    point_frames, run_rows = [], []
+    for r in [*plan.runs, *plan.backlog]:
+        run_dir = sweep_dir / "runs" / r.run_id
+        status, note = run_status(run_dir, stops, errors, r.run_id)
+        curve = _read_curve(run_dir)
+        meta = {"run_id": r.run_id, "arch": r.arch, "width": r.width, "depth": r.depth, "label": r.label, "N": r.N,
+                "N_total": r.N_total, "subset": r.subset, "D": r.D, "hours": r.hours, "seed": r.seed}
+        if len(curve):
+            pts = pd.DataFrame({
+                **{k: [v] * len(curve) for k, v in meta.items()},
+                "step": curve["steps"].astype(int).to_numpy(), "frames": curve["frames"].to_numpy(),
+                "flops": curve["flops"].to_numpy(), "wall_time": curve["wall_time"].to_numpy(),
+                "train_time": curve["train_time"].to_numpy(), "dev_loss": curve["dev/loss"].to_numpy(),
+                "copy_baseline": curve["dev/copy_baseline"].to_numpy(), "lr": curve["lr"].to_numpy(),
+                "status": [status] * len(curve),
+            })
+            point_frames.append(pts)
+        losses = curve["dev/loss"].to_numpy() if len(curve) else np.array([])
+        finite = losses[np.isfinite(losses)]
+        best_i = int(np.nanargmin(losses)) if len(finite) else -1
+        flops = float(curve["flops"].iloc[-1]) if len(curve) else 0.0
+        wall = float(curve["wall_time"].iloc[-1]) if len(curve) else math.nan
+        run_rows.append({
+            **meta, "status": status, "note": note, "in_plan": r in plan.runs,
+            "planned_frames": r.planned_frames, "planned_flops": r.planned_flops,
+            "frames": float(curve["frames"].iloc[-1]) if len(curve) else 0.0, "flops": flops,
+            "fraction": flops / r.planned_flops if r.planned_flops else math.nan,
+            "evaluations": int(len(curve)), "wall_time": wall, "est_seconds": r.est_seconds,
+            "final_dev_loss": float(losses[-1]) if len(losses) else math.nan,
+            "min_dev_loss": float(finite.min()) if len(finite) else math.nan,
+            # the minimum is settled when the run finished, or the curve had turned up before it was stopped
+            "min_settled": bool(status == "finished" or (len(finite) and best_i < len(losses) - 1)),
+            "stopped_at": float(stops[r.run_id]["fraction"]) if r.run_id in stops and stops[r.run_id].get("fraction") is not None else math.nan,
+        })
+    points = pd.concat(point_frames, ignore_index=True) if point_frames else pd.DataFrame(columns=POINT_COLUMNS)
+    points = points[POINT_COLUMNS]
+    runs = pd.DataFrame(run_rows)
+    return points, runs, plan, decisions
+
+
+def hestness_selection(runs: pd.DataFrame, settled_only: bool = True) -> pd.DataFrame:
+    """Per (arch, N, D): the median across seeds of each run's minimum dev loss (Hestness et al.)."""
+    use = runs[np.isfinite(runs["min_dev_loss"])]
+    if settled_only:
+        use = use[use["min_settled"] & use["status"].isin(["finished", "pruned"])]
+    if use.empty:
+        return pd.DataFrame(columns=["arch", "label", "N", "subset", "D", "hours", "seeds", "median_min_dev_loss",
+                                     "spread"])
+    g = use.groupby(["arch", "label", "N", "subset", "D", "hours"], as_index=False)
+    sel = g.agg(seeds=("seed", "nunique"), median_min_dev_loss=("min_dev_loss", "median"),
+                lo=("min_dev_loss", "min"), hi=("min_dev_loss", "max"))
+    sel["spread"] = sel["hi"] - sel["lo"]
+    return sel.drop(columns=["lo", "hi"]).sort_values(["arch", "N", "D"]).reset_index(drop=True)
+
+
+
+def curves_of(points: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for run_id, df in points.groupby("run_id", sort=False):
+        df = df[(df["flops"] > 0) & np.isfinite(df["dev_loss"])]
+        if len(df):
+            out[str(run_id)] = (df["flops"].to_numpy(float), df["dev_loss"].to_numpy(float))
+    return out
+
+
+__all__ = ["POINT_COLUMNS", "load_tables", "run_status", "hestness_selection", "curves_of"]
