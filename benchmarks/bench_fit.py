@@ -1,12 +1,16 @@
 """Wall time of the scaling-law fits and calibration of the learning-curve extrapolation.
 
-    .venv/bin/python benchmarks/bench_fit.py            # about half a minute on 2 cores
+    .venv/bin/python benchmarks/bench_fit.py            # about a minute on 2 cores
     .venv/bin/python benchmarks/bench_fit.py --naive    # also time the one-fit-per-replicate loop it replaces
+    .venv/bin/python benchmarks/bench_fit.py --table chinchilla.csv   # the thread comparison on your own N, D, loss table
 
 Goals (issue 3, on a 2-core machine): one full joint fit with its initialisation
 grid on 250 points < 5 s; 200 bootstrap refits < 60 s; the nominal 80%
 extrapolation interval covering 70-90% of held-out outcomes; < 50 ms per
-extrapolation.
+extrapolation. Issue 13: a 240-point Hoffmann fit with 200 bootstrap refits
+< 1 s with the default environment: the fit limits BLAS to one thread
+(``apcscale.scaling.fitting.BLAS_THREADS``); the first section times it against
+the library's default threads, alternating, in the same run.
 """
 
 from __future__ import annotations
@@ -18,9 +22,51 @@ import time
 
 import numpy as np
 
+from threadpoolctl import threadpool_info
+
 from apcscale.scaling import calibration, extrapolate_curve, fit_joint, synthetic_curves
+from apcscale.scaling import fitting
 from apcscale.scaling.fitting import lbfgs
 from apcscale.scaling.synthetic import joint_grid
+
+
+def hoffmann_table(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """240 runs of Hoffmann's law with Epoch AI's fitted parameters (E 1.82, A 482, B 2085, alpha 0.348, beta 0.366),
+    N 70M..16B and 1-100 tokens per parameter, 1% noise: the size and shape of their Chinchilla table."""
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(np.log(7e7), np.log(1.6e10), 240))
+    D = N * np.exp(rng.uniform(np.log(1.0), np.log(100.0), 240))
+    y = (1.82 + 482.0 / N ** 0.348 + 2085.0 / D ** 0.366) * np.exp(0.01 * rng.standard_normal(240))
+    return N, D, y
+
+
+def bench_threads(table: str | None, repeat: int) -> None:
+    if table:
+        import pandas as pd
+
+        df = pd.read_csv(table)
+        N, D, y, what = df["N"].to_numpy(float), df["D"].to_numpy(float), df["loss"].to_numpy(float), table
+    else:
+        (N, D, y), what = hoffmann_table(), "synthetic Hoffmann table"
+    blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info() if i["user_api"] == "blas")
+    print(f"BLAS threads: Hoffmann fit, {N.size} points ({what}), 200 bootstrap refits; default BLAS: {blas}; "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    times: dict[str, list[float]] = {"default threads": [], "one thread (the fit's setting)": []}
+    for _ in range(repeat):  # alternate, so that the load of the machine hits both alike
+        for name, limit in (("default threads", None), ("one thread (the fit's setting)", 1)):
+            fitting.BLAS_THREADS = limit
+            t = time.perf_counter()
+            fit = fit_joint(N, D, y, law="hoffmann", bootstrap=200, delta=1e-3)
+            times[name].append(time.perf_counter() - t)
+    fitting.BLAS_THREADS = 1
+    base = statistics.median(times["default threads"])
+    for name, ts in times.items():
+        m = statistics.median(ts)
+        print(f"  {name:32s} median {m:6.3f} s (min {min(ts):.3f}, max {max(ts):.3f}, {len(ts)} runs)  "
+              f"{m / base:5.2f}x the default" + ("  [goal < 1 s]" if "one" in name else ""))
+    p = fit.params
+    print(f"  fit: E {p['E']:.4g}, A {p['A']:.4g}, B {p['B']:.4g}, alpha {p['alpha']:.4g}, beta {p['beta']:.4g}")
 
 
 def _median_time(fn, repeat: int = 3) -> tuple[float, object]:
@@ -79,7 +125,10 @@ def bench_extrapolation() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--naive", action="store_true", help="also time a plain loop of L-BFGS-B refits")
+    parser.add_argument("--table", help="CSV with columns N, D, loss for the thread comparison (default: synthetic)")
+    parser.add_argument("--repeat", type=int, default=5, help="fits per thread setting (alternated)")
     args = parser.parse_args()
+    bench_threads(args.table, args.repeat)
     bench_joint(args.naive)
     bench_extrapolation()
 

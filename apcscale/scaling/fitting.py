@@ -32,8 +32,15 @@ warning says so. Any parameter whose interval runs into its bounds is marked the
 same way.
 
 Outliers: points whose log residual has a robust z-score (median/MAD) beyond
-3.5 are reported in ``FitResult.outliers`` with the reason; the Huber loss keeps
-them from moving the fit.
+3.5 are reported in ``FitResult.outliers``; z is that of log(observed / fitted),
+so a positive z is a point above the fit. The Huber loss bounds each residual's
+pull, not a point's leverage: :mod:`apcscale.scaling.influence` refits without
+them to say how far they move the parameters.
+
+Threads: the fit runs with one BLAS thread (``BLAS_THREADS``, through
+threadpoolctl). Its arrays are small (a few hundred points by 5 parameters), so
+more threads only add synchronisation, and on a loaded machine they made a
+bootstrapped fit ten times slower (benchmarks/bench_fit.py measures both).
 """
 
 from __future__ import annotations
@@ -45,17 +52,20 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
 
 from .laws import Droppo, Hoffmann, Law, LearningCurve, PowerLaw
 from .validate import FitError, OnBad, as_float_array, check_columns
 
 HOFFMANN_DELTA = 1e-3
 OUTLIER_Z = 3.5
+BLAS_THREADS: int | None = 1  # BLAS threads inside a fit (None: leave the library's default)
 N_STARTS = 6
 
 
 class Outlier(NamedTuple):
-    """A point whose residual is far from the others (robust z-score)."""
+    """A point whose residual is far from the others: ``z`` is the robust z-score of
+    log(observed / fitted) (positive: above the fit); ``log_residual`` is log(fitted / observed)."""
 
     row: int
     reason: str
@@ -382,7 +392,20 @@ _DEPENDS = {
 }
 
 
-def fit_law(
+def fit_law(law: Law, X: np.ndarray, y, **options) -> FitResult:
+    """Fit ``law`` to covariates X (n, n_vars) and losses y (see the module docstring).
+
+    Options: groups, weights, bootstrap (200), level (0.9), seed (0), delta ("auto" or a
+    number), labels, on_bad ("raise" or "drop"), n_starts. Runs with ``BLAS_THREADS``
+    BLAS threads.
+    """
+    if BLAS_THREADS is None:
+        return _fit_law(law, X, y, **options)
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        return _fit_law(law, X, y, **options)
+
+
+def _fit_law(
     law: Law,
     X: np.ndarray,
     y,
@@ -397,7 +420,6 @@ def fit_law(
     on_bad: OnBad = "raise",
     n_starts: int = N_STARTS,
 ) -> FitResult:
-    """Fit ``law`` to covariates X (n, n_vars) and losses y. See the module docstring."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     t_start = time.perf_counter()
@@ -450,7 +472,9 @@ def fit_law(
     mad_sigma = 1.4826 * float(np.median(np.abs(r0 - np.median(r0))))
     if delta == "auto":
         dlt = max(1.345 * mad_sigma, 1e-6)
+        delta_rule = "auto: 1.345 x the MAD scale of the delta = 1e-3 fit's residuals"
     else:
+        delta_rule = "fixed"
         dlt = float(delta)
         if not dlt > 0:
             raise ValueError(f"delta must be > 0 or 'auto', got {delta!r}")
@@ -471,13 +495,13 @@ def fit_law(
     scale = 1.4826 * float(np.median(np.abs(r - med)))
     outliers: list[Outlier] = []
     if scale > 1e-12 and len(r) - law.n_params >= 8:  # fewer residuals: their MAD is not a usable scale
-        z = (r - med) / scale
+        z = (med - r) / scale  # robust z of log(observed / fitted): positive above the fit
         for k in np.flatnonzero(np.abs(z) > OUTLIER_Z):
             i = int(rows[k])
             name = labels[i] if labels is not None else i
             direction = "above" if r[k] < 0 else "below"  # residual = log(pred/obs)
             outliers.append(Outlier(i, f"row {name}: observed loss {ym[k]:.5g} is {abs(math.expm1(-r[k])) * 100:.1f}% "
-                                       f"{direction} the fit (robust z = {z[k]:+.1f}); down-weighted by the Huber loss",
+                                       f"{direction} the fit (robust z = {z[k]:+.1f})",
                                     float(r[k]), float(z[k])))
         if outliers:
             warns.append(f"{len(outliers)} outlier{'s' if len(outliers) > 1 else ''} flagged (rows "
@@ -509,7 +533,7 @@ def fit_law(
 
     # 3. intervals
     rng = np.random.default_rng(seed)
-    diagnostics: dict[str, Any] = {"grid_size": int(len(grid)), "starts": len(starts), "delta": dlt,
+    diagnostics: dict[str, Any] = {"grid_size": int(len(grid)), "starts": len(starts), "delta": dlt, "delta_rule": delta_rule,
                                    "objective": F, "floor_deviance": deviance, "floor_critical": crit}
     if vp is not None:
         lp_vp = law.log_predict(vp[None, :], U)[0]

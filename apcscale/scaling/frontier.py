@@ -216,18 +216,84 @@ def compute_frontier(curves: Mapping[Hashable, tuple[Any, Any]], *, points_per_d
 # --------------------------------------------------------------------------------------
 # compute-optimal allocation
 # --------------------------------------------------------------------------------------
-def compute_optimal(joint_fit: FitResult, C, flops_per_param_frame: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
-    """Model size N and data D minimising the fitted L(N, D) at compute C = k N D (k = 6 FLOPs per parameter
-    per frame by default, one pass over the data).
+@dataclass(frozen=True)
+class TrainingCost:
+    """Training compute of a model of N parameters trained on D frames (or tokens): C = f(N) x passes x D.
 
-    Closed forms: for Hoffmann's law N_opt = G (C/k)^(beta/(alpha+beta)) with
+    f(N), the training FLOPs per frame, is ``k`` N (k = 6: forward and backward, Kaplan et al.) unless
+    measured values are given (``sizes`` and ``flops_per_frame``, e.g. a sweep's own counts, which include
+    the attention term and the layers outside N): then f is interpolated log-log between them and extended
+    beyond them by the power law fitted to them. ``passes`` is how many times the data are seen.
+    """
+
+    k: float = 6.0
+    passes: float = 1.0
+    sizes: tuple[float, ...] = ()
+    flops_per_frame: tuple[float, ...] = ()
+    source: str = ""
+
+    def __post_init__(self):
+        if not (self.k > 0 and self.passes > 0):
+            raise ValueError(f"k and passes must be > 0, got {self.k} and {self.passes}")
+        if len(self.sizes) != len(self.flops_per_frame):
+            raise ValueError("sizes and flops_per_frame have different lengths")
+
+    @property
+    def measured(self) -> bool:
+        return len(self.sizes) > 0
+
+    def _power(self) -> tuple[float, float]:
+        """(a, b) of f(N) ~ a N^b fitted to the measured values (b = 1 with one size)."""
+        lN, lf = np.log(np.asarray(self.sizes, float)), np.log(np.asarray(self.flops_per_frame, float))
+        if np.unique(lN).size < 2:
+            return float(np.exp(np.mean(lf - lN))), 1.0
+        b, la = np.polyfit(lN, lf, 1)
+        return float(np.exp(la)), float(b)
+
+    def per_frame(self, N) -> np.ndarray:
+        """Training FLOPs per frame of a model of N parameters."""
+        N = np.asarray(N, dtype=float)
+        if not self.measured:
+            return self.k * N
+        order = np.argsort(self.sizes)
+        xs, ys = np.log(np.asarray(self.sizes, float)[order]), np.log(np.asarray(self.flops_per_frame, float)[order])
+        xs, idx = np.unique(xs, return_index=True)
+        ys = ys[idx]
+        a, b = self._power()
+        lN = np.log(N)
+        inside = np.exp(np.interp(lN, xs, ys)) if xs.size > 1 else a * N ** b
+        return np.where((lN < xs[0]) | (lN > xs[-1]), a * N ** b, inside)
+
+    def __call__(self, N, D) -> np.ndarray:
+        return self.per_frame(N) * self.passes * np.asarray(D, dtype=float)
+
+    def describe(self) -> str:
+        reps = "one pass over the data" if self.passes == 1 else f"{self.passes:.3g} passes over the data"
+        if not self.measured:
+            return f"C = {self.k:g} N D x passes ({reps})"
+        a, b = self._power()
+        src = f" {self.source}" if self.source else ""
+        return (f"C = f(N) x passes x D with f the measured FLOPs per frame{src} (f ~ {a:.3g} N^{b:.3f} over N = "
+                f"{min(self.sizes):.3g}..{max(self.sizes):.3g}); {reps}")
+
+
+def compute_optimal(joint_fit: FitResult, C, flops_per_param_frame: float = 6.0, *,
+                    cost: TrainingCost | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Model size N and data D minimising the fitted L(N, D) at compute C = k N D (k = 6 FLOPs per parameter
+    per frame by default, one pass over the data), or at C = ``cost``(N, D) when a :class:`TrainingCost` is
+    given (measured FLOPs per frame, several passes).
+
+    Closed forms (C = k' N D, k' = k x passes): for Hoffmann's law N_opt = G (C/k')^(beta/(alpha+beta)) with
     G = (alpha A / (beta B))^(1/(alpha+beta)); for Droppo's law, with
-    p = alpha_N/alpha_D, N_opt = (p N_c^p C / (k D_c))^(1/(p+1)). D_opt = C / (k N_opt).
+    p = alpha_N/alpha_D, N_opt = (p N_c^p C / (k' D_c))^(1/(p+1)). D_opt = C / (k' N_opt). With measured
+    FLOPs per frame, N_opt is found by direct minimisation along the cost curve.
     """
     Cq = np.asarray(C, dtype=float)
     if np.any(~(Cq > 0)):
         raise ValueError("compute must be > 0")
-    k = float(flops_per_param_frame)
+    if cost is not None and cost.measured:
+        return _optimal_along(joint_fit, Cq, cost)
+    k = float(flops_per_param_frame) if cost is None else cost.k * cost.passes
     p = joint_fit.params
     if joint_fit.law == "hoffmann":
         a, b = p["alpha"], p["beta"]
@@ -241,6 +307,29 @@ def compute_optimal(joint_fit: FitResult, C, flops_per_param_frame: float = 6.0)
         raise ValueError(f"compute_optimal needs a joint L(N, D) fit, not {joint_fit.law!r}")
     D = Cq / (k * N)
     return N, D
+
+
+def _optimal_along(joint_fit: FitResult, C: np.ndarray, cost: TrainingCost, n_grid: int = 801) -> tuple[np.ndarray, np.ndarray]:
+    """argmin over N of L(N, D) with D = C / (f(N) passes): a log grid of N, then golden-section refinement."""
+    flat = np.atleast_1d(C).ravel()
+    outN = np.empty_like(flat)
+    lo_all = math.log(min(cost.sizes)) - 12.0
+    hi_all = math.log(max(cost.sizes)) + 12.0
+
+    def loss(lN):
+        N = np.exp(lN)
+        return joint_fit.predict(N, c / (cost.per_frame(N) * cost.passes))
+
+    for i, c in enumerate(flat):
+        lN = np.linspace(lo_all, hi_all, n_grid)
+        j = int(np.argmin(loss(lN)))
+        lo, hi = lN[max(j - 1, 0)], lN[min(j + 1, n_grid - 1)]
+        for _ in range(60):
+            m1, m2 = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+            lo, hi = (lo, m2) if loss(np.array([m1]))[0] < loss(np.array([m2]))[0] else (m1, hi)
+        outN[i] = math.exp(0.5 * (lo + hi))
+    D = flat / (cost.per_frame(outN) * cost.passes)
+    return outN.reshape(np.shape(C)), D.reshape(np.shape(C))
 
 
 def compute_optimal_numeric(joint_fit: FitResult, C, flops_per_param_frame: float = 6.0,

@@ -99,6 +99,9 @@ def format_fit(fit: "FitResult", title: str | None = None) -> str:
     s = fit.stats
     lines.append(f"  {fit.n_points} points, {fit.n_groups} groups; rms log residual {s['rmse_log']:.4f} "
                  f"(max {s['max_abs_log']:.4f}); intervals: {fit.interval_method}")
+    rule = fit.diagnostics.get("delta_rule", "")
+    lines.append(f"  Huber delta {s['huber_delta']:.4g}{f' ({rule})' if rule else ''}; objective {s['objective']:.6g} "
+                 "(sum of Huber losses of the log residuals / (delta^2 n))")
     for w in fit.warnings:
         lines.append(f"  ! {w}")
     return "\n".join(lines)

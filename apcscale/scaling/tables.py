@@ -88,16 +88,27 @@ def resolve_columns(df: pd.DataFrame, columns: Mapping[str, str | None] | None =
 
 
 def check_table(df: pd.DataFrame, cols: Mapping[str, str], drop_bad: bool = False) -> tuple[pd.DataFrame, list[str]]:
-    """Numeric, finite, positive values in every used numeric column; bad rows raise or are dropped, by name."""
+    """Numeric, finite, positive values in every used numeric column; bad rows raise or are dropped, by name.
+
+    Two things are not errors: evaluations at zero compute (the start of each run's curve, which has no
+    place on a log axis) are dropped with a note, and rows that repeat an earlier row exactly when there is
+    no run column are kept with a warning (they would count as independent runs)."""
     warns: list[str] = []
     bad_any = np.zeros(len(df), dtype=bool)
     messages = []
+    if "C" in cols:
+        c = pd.to_numeric(df[cols["C"]], errors="coerce").to_numpy(dtype=float)
+        start = c == 0
+        if start.any():
+            bad_any |= start
+            warns.append(f"dropped {int(start.sum())} evaluation(s) at zero compute ({cols['C']} = 0: the start of "
+                         "each run, before any training; no point on a log axis)")
     for role in ("loss", "N", "D", "C"):
         if role not in cols:
             continue
         name = cols[role]
         vals = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(vals) | ~(vals > 0)
+        bad = (~np.isfinite(vals) | ~(vals > 0)) & ~bad_any
         if bad.any():
             rows = list(df.index[bad])
             shown = ", ".join(f"{r} ({show_value(df[name].iloc[i])})" for r, i in zip(rows[:8], np.flatnonzero(bad)[:8]))
@@ -114,7 +125,27 @@ def check_table(df: pd.DataFrame, cols: Mapping[str, str], drop_bad: bool = Fals
             out[cols[role]] = pd.to_numeric(out[cols[role]], errors="coerce").astype(float)
     if len(out) == 0:
         raise FitError("no usable rows left")
+    dup = duplicate_warning(out, cols)
+    if dup:
+        warns.append(dup)
     return out, warns
+
+
+def duplicate_warning(df: pd.DataFrame, cols: Mapping[str, str]) -> str | None:
+    """Without a run column every row counts as an independent run: say so when rows repeat one another."""
+    if "group" in cols:
+        return None
+    used = [cols[r] for r in ("N", "D", "C", "loss") if r in cols]
+    dup = df.duplicated(subset=used, keep="first").to_numpy()
+    if not dup.any():
+        return None
+    first = df.drop_duplicates(subset=used, keep="first")
+    key = {tuple(r): i for i, r in zip(first.index, first[used].itertuples(index=False))}
+    pairs = [f"{i} (= row {key[tuple(r)]})" for i, r in zip(df.index[dup], df.loc[dup, used].itertuples(index=False))]
+    shown = ", ".join(pairs[:6]) + (f" and {len(pairs) - 6} more" if len(pairs) > 6 else "")
+    return (f"{len(pairs)} row(s) repeat an earlier row exactly in {', '.join(used)}: rows {shown}. With no run "
+            "column each counts as an independent run, which narrows the intervals: name the run column (--group) "
+            "if they are evaluations of one run, or drop the copies")
 
 
 def per_run(df: pd.DataFrame, cols: Mapping[str, str], reduce: str = "min") -> pd.DataFrame:
@@ -133,7 +164,43 @@ def per_run(df: pd.DataFrame, cols: Mapping[str, str], reduce: str = "min") -> p
     return df.loc[list(idx)]
 
 
-def best_per_value(df: pd.DataFrame, by: str, loss: str) -> pd.DataFrame:
-    """For each distinct value of ``by``: the row with the lowest loss (e.g. L(D): the best model size per
-    data size, as Hestness et al.)."""
-    return df.loc[df.groupby(by, sort=True)[loss].idxmin()]
+BINS_PER_DECADE = 10
+MIN_OTHER = 3  # a bin stands for "the best loss at this value" only with runs at this many values of the other covariate
+
+
+def best_per_value(df: pd.DataFrame, by: str, loss: str, other: str | None = None, *, role: str | None = None,
+                   other_role: str | None = None, bins_per_decade: int = BINS_PER_DECADE) -> tuple[pd.DataFrame, str]:
+    """For each value of ``by``: the row with the lowest loss (e.g. L(D): the best model size per data size,
+    as Hestness et al.). Returns (rows, how they were chosen).
+
+    That reads as "the loss in the limit of the other covariate" only if each value was trained at several
+    values of ``other``. On a grid (runs share values) it is taken per distinct value. When ``by`` is
+    continuous (more than 5 distinct values and fewer than 2 rows per value: runs that share no value, e.g.
+    D = C / 6N),
+    the best per value would be every row; the values are then binned (``bins_per_decade`` log bins) and a bin
+    counts only if it holds runs at ``MIN_OTHER`` or more distinct values of ``other``. Too few such bins:
+    :class:`FitError` with the reason.
+    """
+    role = role or by
+    if other is None:
+        return df.loc[df.groupby(by, sort=True)[loss].idxmin()], f"the best loss at each {role}"
+    x = df[by].to_numpy(float)
+    n_distinct = np.unique(x).size
+    if n_distinct <= max(5, len(df) / 2):  # runs share values: a grid (perhaps with holes)
+        return df.loc[df.groupby(by, sort=True)[loss].idxmin()], f"the best loss at each {role}"
+    other_role = other_role or other
+    b = np.floor(np.log10(x) * bins_per_decade + 1e-9)
+    keep = []
+    for v in np.unique(b):
+        rows = df[b == v]
+        if rows[other].round(12).nunique() >= MIN_OTHER:
+            keep.append(rows[loss].idxmin())
+    need = 5
+    if len(keep) < need:
+        raise FitError(f"{role} is continuous ({n_distinct} distinct values in {len(df)} rows), so 'the best loss at "
+                       f"each {role}' would be every point, whatever its {other_role}; binned into 1/{bins_per_decade}-"
+                       f"decade bins, {len(keep)} bin(s) hold runs at {MIN_OTHER} or more values of {other_role} "
+                       f"(need {need}): L({role}) not fitted")
+    how = (f"the best loss in each 1/{bins_per_decade}-decade bin of {role} holding runs at {MIN_OTHER}+ values of "
+           f"{other_role} ({len(keep)} bins; {role} is continuous: {n_distinct} distinct values in {len(df)} rows)")
+    return df.loc[sorted(keep, key=lambda i: df.at[i, by])], how

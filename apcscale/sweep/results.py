@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from apcscale.sweep.figures import plot_curves, plot_law
+from apcscale.sweep.figures import baselines_from_points, plot_compute, plot_curves, plot_isoflop, plot_law
 from apcscale.sweep.fits import _json_default, _jsonable_fit, frontier_fit, joint_fit
 from apcscale.sweep.report import write_report
 from apcscale.sweep.tables import POINT_COLUMNS, curves_of, hestness_selection, load_tables
@@ -82,8 +82,11 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
     }
     (out / "fit.json").write_text(json.dumps(payload, indent=1, default=_json_default))
     if plots:
-        plot_curves(points, runs, fits, out / "curves.png", f"{plan.name}: dev loss vs training compute")
-        plot_law(selection, fits, out / "law_nd.png", f"{plan.name}: L(N, D)")
+        baselines = baselines_from_points(points)
+        plot_curves(points, runs, fits, out / "curves", plan.name, baselines=baselines)
+        plot_compute(points, runs, fits, out / "compute", plan.name, baselines=baselines)
+        plot_isoflop(points, out / "isoflop", plan.name, baselines=baselines)
+        plot_law(selection, fits, out / "law_nd", plan.name, baselines=baselines)
     res.report = write_report(res, plan, decisions, wall_seconds=wall_seconds, mode=mode)
     (out / "report.txt").write_text(res.report)
     return res
