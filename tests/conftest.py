@@ -41,3 +41,44 @@ def prepared_fsdd(fsdd_dir: Path, tmp_path_factory) -> Path:
     from apcscale.data import ensure_prepared
 
     return ensure_prepared(fsdd_dir, tmp_path_factory.mktemp("prepared") / "fsdd", progress=False)
+
+
+DIVERGED_SWEEP = """# a small real sweep in which one run diverges (an absurd learning rate set by a per-size rule)
+name: nan
+data: {{manifest: {manifest}, crop_frames: 64, batch_size: 16, num_workers: 0, eval_crop_frames: 200}}
+grid:
+  models:
+    lstm: [{{width: 8, depth: 1}}, {{width: 32, depth: 2}}]
+    transformer: [{{width: 8, depth: 1, heads: 1}}, {{width: 16, depth: 2, heads: 1}}]
+  subsets: [d1, d7]
+optim: {{lr: 3.0e-3, warmup: 0.05, decay: 0.2}}
+train_budget: {{frames: 30000}}
+eval: {{points: 8, first: 0.05}}
+trainer: {{accelerator: cpu, log_every_n_steps: 10}}
+resources: {{cpus: 1}}
+ray: {{max_failures: 1, num_cpus: 2}}
+rules:
+  - match: {{arch: lstm, width: 32, subset: d7}}
+    set: {{optim.lr: 1.0e6, optim.grad_clip: 0.0, optim.warmup: 0.0}}
+pruning: {{policy: off}}
+"""
+
+
+@pytest.fixture(scope="session")
+def diverged_sweep(prepared_fsdd: Path, tmp_path_factory) -> tuple[Path, str]:
+    """One real sweep through the command line, shared by the tests that read a sweep's results: 2 LSTM and 2
+    Transformer sizes x 2 subsets of FSDD, no pruning, and lstm-w32-d2-d7-s0 diverges (learning rate 1e6).
+    Returns (the sweep directory, the command's output). Read it; never write into it."""
+    import subprocess
+    import sys
+
+    tmp = tmp_path_factory.mktemp("diverged_sweep")
+    recipe = tmp / "sweep_nan.yaml"
+    recipe.write_text(DIVERGED_SWEEP.format(manifest=prepared_fsdd))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "apcscale.recipes.sweep", str(recipe), "--output", str(tmp / "out"),
+                           "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    return tmp / "out" / "nan", proc.stdout

@@ -44,16 +44,10 @@ def cli(*args, timeout=300, env=None, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def test_a_diverging_run_is_recorded_failed_and_the_sweep_completes(tmp_path, prepared_fsdd):
-    # an absurd learning rate for one size, set through the recipe's per-size rules
-    extra = ("rules:\n  - match: {arch: lstm, width: 32, subset: d7}\n"
-             "    set: {optim.lr: 1.0e6, optim.grad_clip: 0.0, optim.warmup: 0.0}\n"
-             "pruning: {policy: off}")
-    path = write(tmp_path, prepared_fsdd, "nan", extra=extra)
-    proc = cli(path, "--output", tmp_path / "out", "--no-progress")
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    sweep = tmp_path / "out" / "nan"
+def test_a_diverging_run_is_recorded_failed_and_the_sweep_completes(diverged_sweep):
+    # an absurd learning rate for one size, set through the recipe's per-size rules (the sweep: conftest.py,
+    # shared with the tests of the fit command and the figures)
+    sweep, out = diverged_sweep
     runs = pd.read_csv(sweep / "results" / "runs.csv").set_index("run_id")
     bad = "lstm-w32-d2-d7-s0"
     assert runs.loc[bad, "status"] == "failed"

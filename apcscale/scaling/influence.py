@@ -6,8 +6,9 @@ design (a few tokens per parameter, say) can move an exponent well outside its
 interval while their residuals stay modest. So each flagged point is taken out
 and the law refitted (no bootstrap); then all flagged points together. The
 conclusion *depends on them* when, without them, an exponent (or a derived
-quantity such as the compute-optimal allocation exponent) leaves the interval
-of the full fit.
+quantity such as the compute-optimal allocation exponent) moves by more than
+2% and out of the interval of the full fit (or the full fit lies outside the
+interval of the fit without them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .statements import display_names
 from .validate import FitError
 
 MAX_EACH = 12  # refits one point at a time for at most this many outliers (the largest |z| first)
+MATERIAL = 0.02  # a relative move of an exponent smaller than this is no change of conclusion, whatever the intervals
 
 
 def _rel(a: float, b: float) -> float:
@@ -47,8 +49,9 @@ def outlier_influence(fit: FitResult, refit: Callable[[np.ndarray], FitResult], 
 
     The conclusion depends on the flagged points when, for an exponent or a derived quantity, the fit
     without them lies outside the full fit's interval, or the full fit lies outside the interval of the fit
-    without them. The second test matters: the bootstrap of the full fit resamples the outliers too, so a
-    few points of high leverage widen its own interval until it swallows their effect.
+    without them, and the move is material (more than ``MATERIAL``, 2%, relative). The second interval test
+    matters: the bootstrap of the full fit resamples the outliers too, so a few points of high leverage widen
+    its own interval until it swallows their effect.
     """
     if not fit.outliers:
         return None
@@ -101,7 +104,8 @@ def outlier_influence(fit: FitResult, refit: Callable[[np.ndarray], FitResult], 
             continue  # floors and amplitudes are reported, exponents decide
         lo, hi = intervals.get(k, (-math.inf, math.inf))
         lo2, hi2 = ivl_all.get(k, (-math.inf, math.inf))
-        if not (lo <= p_all[k] <= hi) or not (lo2 <= base[k] <= hi2):
+        outside = not (lo <= p_all[k] <= hi) or not (lo2 <= base[k] <= hi2)
+        if outside and _rel(base[k], p_all[k]) > MATERIAL:
             moved.append(k)
     out.update({"all": p_all, "all_intervals": ivl_all, "moved": moved, "depends": bool(moved)})
     pct = int(round(fit.level * 100))

@@ -217,7 +217,7 @@ def law_figure(fit: FitResult, x: np.ndarray, y: np.ndarray, *, xlabel: str,
         ax.plot(cx, cy, "o", color=style.OKABE_ITO["grey"], ms=2, alpha=0.5, mew=0, zorder=1)
         handles.append(Line2D([], [], color=style.OKABE_ITO["grey"], marker="o", ls="none", ms=2, label=context_label))
         ys.append(cy)
-    ax.plot(x, y, "o", color=style.DATA, ms=3.5, zorder=5)
+    ax.plot(x, y, "o", color=style.DATA, ms=3.5, zorder=5, gid="points")
     handles.append(Line2D([], [], color=style.DATA, marker="o", ls="none", ms=3.5, label=f"fitted points ({x.size})"))
     rows = [o.row for o in fit.outliers]
     if rows:
@@ -286,7 +286,7 @@ def joint_figure(fit: FitResult, N: np.ndarray, D: np.ndarray, y: np.ndarray, *,
         handles = []
         for typical, sel, label in lv:
             c = colour(typical)
-            ax.plot(a[sel], y[sel], "o", color=c, ms=2.8, mew=0, alpha=0.85, zorder=3)
+            ax.plot(a[sel], y[sel], "o", color=c, ms=2.8, mew=0, alpha=0.85, zorder=3, gid="points")
             pred = fit.predict(grid, np.full_like(grid, typical)) if tag == "N" else fit.predict(np.full_like(grid, typical), grid)
             ax.plot(grid, pred, "-", color=c, lw=1.1, zorder=4)
             preds.append(pred)

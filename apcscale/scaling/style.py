@@ -175,8 +175,8 @@ def _num(x: float, digits: int = 3) -> str:
 
 
 def plain(x: float) -> str:
-    """0.3, 2.5, 40: a loss value as printed on an axis."""
-    return _num(x, 3)
+    """0.3, 2.5, 40: a loss value as printed on an axis (SI prefixes from 10k on)."""
+    return si(x) if abs(x) >= 1e4 else _num(x, 3)
 
 
 def _candidates(lo: float, hi: float) -> list[np.ndarray]:

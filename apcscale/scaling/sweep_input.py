@@ -7,9 +7,11 @@ fits them as the study intends:
 * one fit per architecture (LSTM and Transformer are compared, never pooled);
 * the evaluation each run makes before training (compute 0) is dropped with a
   note; so are the NaN losses of runs that diverged (status failed);
-* L(N, D), L(N) and L(D) use the runs that finished their budget: a run stopped
-  early (by the pruning policy, or interrupted) has a minimum that is only an
-  upper bound of its converged loss; its curve still makes the frontier;
+* L(N, D), L(N) and L(D) use the runs that finished their budget, and the runs
+  stopped by the pruning policy after their curve had turned up (their minimum
+  is settled), as the sweep's own selection does; a run stopped while still
+  falling, interrupted or failed has no converged loss: its curve still makes
+  the frontier;
 * the compute-optimal table uses the sweep's own FLOPs per frame (which include
   the attention term and the layers outside N) and its data repetition (the
   median over the fitted runs of the passes over their data at their best
@@ -35,7 +37,9 @@ from .validate import FitError
 SWEEP_COLUMNS = ("run_id", "arch", "N", "D", "flops", "dev_loss")
 COLUMNS = {"N": "N", "D": "D", "C": "flops", "loss": "dev_loss", "group": "run_id"}
 FINISHED = ("finished",)
-WHY = {"stopped": "stopped early (minimum only an upper bound)", "pruned": "stopped early (minimum only an upper bound)",
+STOPPED = ("stopped", "pruned")
+WHY = {"stopped": "stopped before their minimum (only an upper bound)",
+       "pruned": "stopped before their minimum (only an upper bound)",
        "failed": "failed", "incomplete": "interrupted", "interrupted": "interrupted", "not run": "not run"}
 
 
@@ -113,24 +117,31 @@ def read_sweep(path: str | Path, *, passes: float | None = None) -> SweepTable:
 
     exclude: dict[str, str] = {}
     if status is not None:
+        settled = _settled(df, runs)
         for run_id, st in status.items():
-            if st not in FINISHED:
-                exclude[str(run_id)] = WHY.get(st, st)
+            if st in FINISHED or (st in STOPPED and settled.get(str(run_id), False)):
+                continue
+            exclude[str(run_id)] = WHY.get(st, st)
 
     # the sweep's cost: measured FLOPs per frame (per architecture) and its data repetition
     fpf = _flops_per_frame(df, runs, plan)
     costs: dict[str, TrainingCost] = {}
     rep_all = _passes_at_best(df, exclude)
     for arch, g in fpf.groupby("arch"):
-        rep = passes if passes is not None else rep_all.get(arch, 1.0)
+        rep = passes if passes is not None else rep_all.get(arch, (1.0,))[0]
         costs[str(arch)] = TrainingCost(passes=float(rep), sizes=tuple(g["N"].astype(float)),
                                         flops_per_frame=tuple(g["flops_per_frame"].astype(float)),
                                         source="of the sweep" if passes is None else "of the sweep (passes given)")
     if passes is None and rep_all:
-        notes.append("compute-optimal tables assume the sweep's data repetition: "
-                     + ", ".join(f"{a} {r:.3g} passes" for a, r in sorted(rep_all.items()))
-                     + " (median over the fitted runs of the passes over their data at their best evaluation; "
-                     "--passes to change)")
+        parts = []
+        for a, (med, lo, hi) in sorted(rep_all.items()):
+            spread = f" (its runs: {lo:.3g} to {hi:.3g})" if hi > 2 * lo else ""
+            parts.append(f"{a} {med:.3g} passes{spread}")
+        notes.append("compute-optimal tables assume the sweep's data repetition, the median over the fitted runs of "
+                     "the passes over their data at their best evaluation: " + ", ".join(parts)
+                     + ("; runs that see their data a very different number of times make any single value a rough "
+                        "guide" if any(hi > 2 * lo for _, lo, hi in rep_all.values()) else "")
+                     + "; --passes to set it")
 
     baselines: dict[str, float] = {}
     if "copy_baseline" in df.columns:
@@ -140,6 +151,19 @@ def read_sweep(path: str | Path, *, passes: float | None = None) -> SweepTable:
             baselines["copy last frame"] = float(cb.median())
     return SweepTable(points=df, columns=dict(COLUMNS), by="arch", costs=costs, exclude_runs=exclude,
                       baselines=baselines, notes=notes, name=(plan or {}).get("name"), source=str(points_path))
+
+
+def _settled(df: pd.DataFrame, runs: pd.DataFrame | None) -> dict[str, bool]:
+    """Run id -> whether its minimum is settled: runs.csv's min_settled, else whether its curve turned up
+    after its lowest evaluation (as the sweep's own selection decides)."""
+    if runs is not None and "min_settled" in runs.columns:
+        return {str(r): bool(v) for r, v in zip(runs["run_id"], runs["min_settled"])}
+    out = {}
+    for run_id, g in df.groupby("run_id", sort=False):
+        loss = pd.to_numeric(g.sort_values("frames" if "frames" in g else "flops")["dev_loss"], errors="coerce").to_numpy()
+        finite = np.isfinite(loss)
+        out[str(run_id)] = bool(finite.any() and np.nanargmin(np.where(finite, loss, np.inf)) < len(loss) - 1)
+    return out
 
 
 def _flops_per_frame(df: pd.DataFrame, runs: pd.DataFrame | None, plan: dict | None) -> pd.DataFrame:
@@ -161,8 +185,8 @@ def _flops_per_frame(df: pd.DataFrame, runs: pd.DataFrame | None, plan: dict | N
     return out.groupby(["arch", "N"], as_index=False)["flops_per_frame"].median()
 
 
-def _passes_at_best(df: pd.DataFrame, exclude: dict[str, str]) -> dict[str, float]:
-    """Per architecture: the median over the runs kept for L(N, D) of frames at their lowest loss / D."""
+def _passes_at_best(df: pd.DataFrame, exclude: dict[str, str]) -> dict[str, tuple[float, float, float]]:
+    """Per architecture: (median, min, max) over the runs kept for L(N, D) of frames at their lowest loss / D."""
     if "frames" not in df.columns:
         return {}
     out: dict[str, list[float]] = {}
@@ -175,7 +199,8 @@ def _passes_at_best(df: pd.DataFrame, exclude: dict[str, str]) -> dict[str, floa
         best = g.loc[g["dev_loss"].idxmin()]
         if best["frames"] > 0 and best["D"] > 0:
             out.setdefault(str(best["arch"]), []).append(float(best["frames"] / best["D"]))
-    return {a: float(np.median(v)) for a, v in out.items() if v and math.isfinite(np.median(v))}
+    return {a: (float(np.median(v)), float(min(v)), float(max(v))) for a, v in out.items()
+            if v and math.isfinite(np.median(v))}
 
 
 __all__ = ["SweepTable", "read_sweep", "is_sweep_table", "find_points", "SWEEP_COLUMNS"]

@@ -43,3 +43,20 @@ def synthetic_sweep(n_N: int = 6, n_D: int = 5, *, evals: int = 25, noise: float
                 rows.append({"run": run, "n_params": N, "train_frames": D, "frames": si,
                              "flops": flops_per_param_frame * N * si, "dev/loss": li})
     return pd.DataFrame(rows)
+
+
+# Epoch AI's fit of Hoffmann et al.'s law to the 240 Chinchilla runs they recovered (Besiroglu et al. 2024)
+EPOCH_HOFFMANN = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+
+def hoffmann_runs(n: int = 240, *, noise: float = 0.0, seed: int = 0, truth=EPOCH_HOFFMANN,
+                  N_range=(7e7, 1.6e10), tokens_per_param=(1.0, 100.0)) -> pd.DataFrame:
+    """A table shaped like Chinchilla's: ``n`` runs with N log-uniform in ``N_range`` and D/N log-uniform in
+    ``tokens_per_param``, final losses from Hoffmann's law with ``truth`` and multiplicative log-normal noise.
+    Columns N, D, loss."""
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(*np.log(N_range), n))
+    D = N * np.exp(rng.uniform(*np.log(tokens_per_param), n))
+    t = truth
+    y = (t["E"] + t["A"] / N ** t["alpha"] + t["B"] / D ** t["beta"]) * np.exp(noise * rng.standard_normal(n))
+    return pd.DataFrame({"N": N, "D": D, "loss": y})

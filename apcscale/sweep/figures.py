@@ -157,8 +157,8 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
     d_marker = {d: style.MARKERS[i % len(style.MARKERS)] for i, d in enumerate(d_values)}
     status = runs.set_index("run_id")["status"].astype(str).to_dict() if "status" in runs else {}
     C_all = pts["flops"].to_numpy(float)
-    drawn_d, drawn_status, ys = set(), set(), [pts["dev_loss"].to_numpy(float)]
-    handles = []
+    drawn_d, drawn_status, ys = set(), set(), []
+    handles, failed_ends = [], []
     for ax, arch in zip(axes, archs):
         sub = pts[pts["arch"].astype(str) == arch]
         for run_id, df in sub.groupby("run_id", sort=False):
@@ -168,13 +168,14 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
             c = colour(N)
             stopped = st in STOPPED
             ax.plot(df["flops"], df["dev_loss"], "-", color=c, lw=0.9, alpha=0.55 if stopped else 0.9,
-                    marker=d_marker[D], ms=2.2, markevery=max(len(df) // 5, 1), zorder=3)
+                    marker=d_marker[D], ms=2.2, markevery=max(len(df) // 5, 1), zorder=3, gid=f"run:{run_id}")
             end = df.iloc[-1]
             drawn_d.add(D)
-            if st in FAILED:
-                ax.plot(end["flops"], end["dev_loss"], "x", color=style.OKABE_ITO["vermillion"], ms=6, mew=1.2, zorder=6)
+            if st in FAILED:  # drawn once the limits are known: a diverged loss must not set them
+                failed_ends.append((ax, float(end["flops"]), float(end["dev_loss"])))
                 drawn_status.add("failed")
             else:
+                ys.append(df["dev_loss"].to_numpy(float))
                 ax.plot(end["flops"], end["dev_loss"], d_marker[D], color=c, ms=5, mew=0.9,
                         mfc="white" if stopped else c, zorder=6)
                 drawn_status.add("stopped" if stopped else "finished" if st == "finished" else "other")
@@ -186,13 +187,21 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
         n_runs = sub["run_id"].nunique()
         if fit is not None:
             handles += _draw_frontier_fit(ax, fit, C_all.min(), C_all.max())
-            ax.set_title(f"{arch}: {n_runs} runs; frontier {param_text(fit, ['alpha'], compact=True)}")
+            ax.set_title(f"{arch}: {n_runs} runs\nfrontier {param_text(fit, ['alpha'], compact=True)}")
         else:
-            ax.set_title(f"{arch}: {n_runs} runs (no L(C) fit{': ' + _short(err) if err else ''})")
+            ax.set_title(f"{arch}: {n_runs} runs\nno L(C) fit{': ' + _short(err) if err else ''}")
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
+    if not ys:
+        ys = [pts["dev_loss"].to_numpy(float)]
     _finish(fig, axes, ys, base, style.axis_label("C"), "dev loss (L1)", f"{title}: dev loss against training compute")
+    top = axes[0].get_ylim()[1]
+    clipped = False
+    for ax, c, loss in failed_ends:  # at the top edge when the diverged loss lies above the plot
+        clipped |= not loss <= top / 1.02
+        ax.plot(c, min(loss, top / 1.02) if np.isfinite(loss) else top / 1.02, "x", color=style.OKABE_ITO["vermillion"],
+                ms=6, mew=1.2, zorder=6, clip_on=False)
     # one legend for the encodings that were drawn
     enc = [Line2D([], [], color="grey", marker=d_marker[d], ls="-", lw=0.6, ms=3, label=f"D = {_frames(d)}")
            for d in d_values if d in drawn_d]
@@ -202,7 +211,8 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
         enc.append(Line2D([], [], color="grey", marker="o", mfc="white", ls="none", ms=5,
                           label="large open marker: stopped there (pruned)"))
     if "failed" in drawn_status:
-        enc.append(Line2D([], [], color=style.OKABE_ITO["vermillion"], marker="x", ls="none", ms=6, label="failed there"))
+        enc.append(Line2D([], [], color=style.OKABE_ITO["vermillion"], marker="x", ls="none", ms=6,
+                          label="failed there" + (" (at the top edge: its loss left the plot)" if clipped else "")))
     handles = _dedupe(handles + enc)
     fig.legend(handles=handles, loc="outside lower center", ncol=3)
     if norm is not None:
@@ -218,7 +228,9 @@ def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any
 
 
 def _short(text: str, n: int = 40) -> str:
-    text = str(text).split(": ", 1)[-1]
+    """The gist of an error for a panel title: "FitError: too few points: 3 usable rows ..." -> "too few points"."""
+    parts = [p for p in str(text).split(": ") if p and not p.endswith("Error")]
+    text = parts[0] if parts else str(text)
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
@@ -254,7 +266,8 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
     for ax, arch in zip(axes, archs):
         for _, r in chosen[chosen["arch"].astype(str) == arch].iterrows():
             df = pts[pts["run_id"] == r["run_id"]].sort_values("flops")
-            ax.plot(df["flops"], df["dev_loss"], "-o", color=colour(float(r["N"])), lw=0.9, ms=2.2, mew=0, zorder=3)
+            ax.plot(df["flops"], df["dev_loss"], "-o", color=colour(float(r["N"])), lw=0.9, ms=2.2, mew=0, zorder=3,
+                    gid=f"size:{arch}:{r['N']:g}")
             ys.append(df["dev_loss"].to_numpy(float))
         handles.append(Line2D([], [], color="grey", marker="o", ms=2.2, lw=0.9,
                               label="one model size (its run on the most data)"))
@@ -263,7 +276,7 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
             handles += _draw_frontier_fit(ax, fit, C_all.min(), C_all.max(), color=style.ENVELOPE, dashed_only=True)
             ax.set_title(f"{arch}: frontier {param_text(fit, ['alpha'], compact=True)}")
         else:
-            ax.set_title(f"{arch} (no L(C) fit{': ' + _short(err) if err else ''})")
+            ax.set_title(f"{arch}\nno L(C) fit{': ' + _short(err) if err else ''}")
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
@@ -358,13 +371,13 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
         for C in levels:
             s = sub[sub["C"] == C].sort_values("N")
             c = colour(C)
-            ax.plot(s["N"], s["loss"], "-o", color=c, ms=3, lw=1.0, zorder=3)
+            ax.plot(s["N"], s["loss"], "-o", color=c, ms=3, lw=1.0, zorder=3, gid=f"level:{arch}:{C:g}")
             n_opt, l_opt, how = isoflop_minimum(s["N"].to_numpy(), s["loss"].to_numpy())
             if how == "parabola":
                 lN = np.linspace(np.log(s["N"].min()), np.log(s["N"].max()), 60)
                 ax.plot(np.exp(lN), np.polyval(np.polyfit(np.log(s["N"]), s["loss"], 2), lN), ":", color=c, lw=0.9)
                 ys.append([l_opt])
-            ax.plot([n_opt], [l_opt], "*", color=c, mec="black", mew=0.5, ms=9, zorder=5)
+            ax.plot([n_opt], [l_opt], "*", color=c, mec="black", mew=0.5, ms=9, zorder=5, gid=f"minimum:{arch}:{C:g}")
             kinds_drawn.add(how)
             handles.append(Line2D([], [], color=c, marker="o", ms=3, lw=1.0, label=f"C = {style.si(C)} FLOPs"))
         if "parabola" in kinds_drawn:
@@ -380,7 +393,7 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
     for ax in axes:
         base = _draw_baselines(ax, baselines)
     _finish(fig, axes, ys, base, style.axis_label("N"), "dev loss (L1) at that compute",
-            f"{title}: isoFLOP slices (each curve interpolated at C; best run per size)")
+            f"{title}: loss at fixed compute (isoFLOP slices)")
     return fig
 
 
@@ -449,7 +462,7 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
                         ax.errorbar(gg["N"], gg["loss"], yerr=yerr, fmt="none", ecolor=c, elinewidth=0.8, capsize=1.5,
                                     zorder=5)
                     ax.plot(gg["N"], gg["loss"], ls="none", marker=marker, color=c, ms=4.5 if kind != "censored" else 9,
-                            mfc=c if in_fit else "white", mew=0.9, zorder=6)
+                            mfc=c if in_fit else "white", mew=0.9, zorder=6, gid=f"point:{kind}:{'in' if in_fit else 'out'}")
                     drawn_kinds.add(kind)
                     drawn_open |= not in_fit
             if fit is not None:
@@ -474,12 +487,13 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
             ax.set_title(f"{arch}\n" + param_text(fit, [k for k in ("alpha_N", "alpha_D", "alpha", "beta", "L_inf", "E")
                                                         if k in fit.params], compact=True))
         else:
-            ax.set_title(f"{arch} (no L(N, D) fit" + (f": {_short(entry['error'])})" if entry.get("error") else ")"))
+            ax.set_title(f"{arch}\nno L(N, D) fit" + (f": {_short(entry['error'])}" if entry.get("error") else ""))
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
     _finish(fig, axes, ys, base, style.axis_label("N"), "dev loss (L1)", f"{title}: L(N, D)")
-    handles = [Line2D([], [], color=colour(D), marker="o", lw=1.1, ms=4, label=f"D = {_frames(D)}") for D in d_values]
+    handles = [Line2D([], [], color=colour(D), marker="o", lw=1.1, ls="-" if drawn_law else "none", ms=4,
+                      label=f"D = {_frames(D)}") for D in d_values]
     for kind in KINDS:
         if kind in drawn_kinds:
             handles.append(Line2D([], [], color="grey", marker=KINDS[kind][0], ls="none", ms=5, label=KINDS[kind][1]))
