@@ -182,7 +182,8 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
     with console.status("fitting the scaling laws and drawing the plots..."):
         res = collect(sweep_dir, wall_seconds=wall, mode=recipe.pruning.policy)
     console.print(res.report, soft_wrap=True, markup=False)
-    console.print(f"results in {sweep_dir / 'results'} (report.txt, points.csv, runs.csv, fit.json, curves.png, law_nd.png)")
+    console.print(f"results in {sweep_dir / 'results'} (report.txt, points.csv, runs.csv, fit.json; figures: curves, "
+                  "compute, isoflop, law_nd as .png and .pdf)")
     console.print(f"total {time.time() - started:.0f}s")
     if outcome.interrupted:
         console.print(f"[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "

@@ -49,7 +49,7 @@ def _tex_num(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _wrap(text: str, width: int = 60) -> str:
+def _wrap(text: str, width: int = 50) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width)) if "$" not in text else text

@@ -232,11 +232,13 @@ def d_unit(column: str | None) -> str:
 
 def axis_label(role: str, column: str | None = None, unit: str | None = None) -> str:
     """"model size N (parameters)", "training data D (frames)", "training compute C (FLOPs)", or for a
-    loss column its name ("dev loss" for the usual names)."""
+    loss column its name ("dev loss" for dev/loss and dev_loss, "val loss" for val_loss)."""
     if role == "loss":
-        if column is None or column.lower() in ("loss", "dev/loss", "dev_loss", "l"):
+        if column is None or column.lower() in ("dev/loss", "dev_loss"):
             return "dev loss"
-        return column.replace("_", " ")
+        if column.lower() in ("loss", "l"):
+            return "loss"
+        return column.replace("_", " ").replace("/", " ")
     unit = unit or (d_unit(column) if role == "D" else UNITS.get(role))
     return f"{SYMBOLS.get(role, role)} ({unit})" if unit else SYMBOLS.get(role, role)
 
