@@ -158,3 +158,22 @@ def test_a_bad_delta_or_law_is_a_clear_error():
         fit_table(df, None, None, delta=0.0)
     with pytest.raises(FitError, match="law must be one of droppo, hoffmann"):
         fit_table(df, None, None, law="kaplan")
+
+
+def test_by_fits_each_group_of_any_table_on_its_own(tmp_path):
+    a = hoffmann_runs(60, noise=0.002, seed=20).assign(family="a")
+    b = hoffmann_runs(60, noise=0.002, seed=21, truth={**EPOCH_HOFFMANN, "beta": 0.5}).assign(family="b")
+    table = tmp_path / "two.csv"
+    pd.concat([a, b], ignore_index=True).to_csv(table, index=False)
+    out = tmp_path / "by"
+    assert fit_recipe.main([str(table), "--by", "family", "--law", "hoffmann", "--bootstrap", "0", "--no-plots",
+                            "--passes", "2", "--out", str(out)]) == 0
+    data = json.loads((out / "fit.json").read_text())
+    assert set(data["groups"]) == {"a", "b"} and (out / "a" / "fit.json").is_file()
+    beta = {g: data["groups"][g]["fits"]["joint"]["params"]["beta"] for g in ("a", "b")}
+    assert beta["a"] == pytest.approx(EPOCH_HOFFMANN["beta"], abs=0.03) and beta["b"] == pytest.approx(0.5, abs=0.05)
+    assert data["groups"]["a"]["compute_optimal"]["passes"] == 2.0
+    with pytest.raises(FitError, match="--by 'nope': no such column"):
+        from apcscale.scaling import fit_by
+
+        fit_by(pd.read_csv(table), "nope")

@@ -14,8 +14,9 @@ See docs/scaling.md for the methods and their checks.
 
 from .extrapolate import Prediction, calibration, extrapolate_curve, synthetic_curves
 from .fitting import FitResult, Outlier, fit_joint, fit_law, fit_learning_curve, fit_power_law
-from .frontier import Frontier, Segment, compute_frontier, compute_optimal
-from .report import fit_table
+from .frontier import Frontier, Segment, TrainingCost, compute_frontier, compute_optimal
+from .influence import outlier_influence
+from .report import fit_by, fit_table
 from .statements import derived_statements
 from .validate import FitError
 
@@ -26,6 +27,7 @@ __all__ = [
     "Outlier",
     "Prediction",
     "Segment",
+    "TrainingCost",
     "calibration",
     "compute_frontier",
     "compute_optimal",
@@ -35,6 +37,8 @@ __all__ = [
     "fit_law",
     "fit_learning_curve",
     "fit_power_law",
+    "fit_by",
     "fit_table",
+    "outlier_influence",
     "synthetic_curves",
 ]

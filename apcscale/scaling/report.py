@@ -389,11 +389,13 @@ def fit_by(df: pd.DataFrame, by: str, columns: Mapping[str, str | None] | None =
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     objects: dict[str, Any] = {}
+    default_cost = options.pop("cost", None)
     for value, sub in df.groupby(by, sort=True):
         sub_out = Path(out_dir) / _dirname(value) if out_dir is not None else None
         try:
-            res = fit_table(sub, columns, sub_out, cost=(costs or {}).get(value), source=f"{source} [{by} = {value}]",
-                            title=str(value), plots=plots, return_objects=True, **options)
+            res = fit_table(sub, columns, sub_out, cost=(costs or {}).get(value, default_cost),
+                            source=f"{source} [{by} = {value}]", title=str(value), plots=plots, return_objects=True,
+                            **options)
         except FitError as exc:
             errors[str(value)] = str(exc)
             continue

@@ -31,6 +31,7 @@ import pandas as pd
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from apcscale.scaling import style
@@ -98,8 +99,6 @@ def _draw_frontier_fit(ax, fit, C_lo: float, C_hi: float, color: str = style.FIT
     if fit.theta_samples is not None and len(fit.theta_samples) > 1:
         lo, hi = fit.predict_interval(grid)
         ax.fill_between(grid, lo, hi, color=color, alpha=0.16, lw=0, zorder=2)
-        from matplotlib.patches import Patch
-
         handles.append(Patch(facecolor=color, alpha=0.25, lw=0, label=f"{int(round(fit.level * 100))}% band of L(C)"))
     inside = (grid >= rng[0]) & (grid <= rng[1])
     label = "frontier L(C)"
@@ -506,8 +505,6 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
     if drawn_extrap:
         handles.append(Line2D([], [], color="grey", lw=1.0, ls="--", label="extrapolated beyond the data's N"))
     if drawn_band:
-        from matplotlib.patches import Patch
-
         handles.append(Patch(facecolor="grey", alpha=0.25, lw=0, label=f"band of the law ({band_method})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=3)
     return fig
