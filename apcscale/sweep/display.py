@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from apcscale.sweep.plan import Plan, PlannedRun, _si
-from apcscale.sweep.selection import _decades
+from apcscale.sweep.budget import _decades
 
 
 # ----------------------------------------------------------------------------------------------
