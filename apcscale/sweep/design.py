@@ -141,8 +141,12 @@ def choose_subsets(subsets: dict[str, dict[str, Any]], cfg: DesignConfig, step: 
                                           f"{int(subsets[names[-1]]['frames'])} frames): the corpus is too small")
     chosen: list[str] = []
     ladder = usable[::-1][::step]  # from the largest down, every step-th
+
+    def miss(names: list[str]) -> float:  # how far the span of names is from decades_D
+        return abs(math.log10(d_max / float(subsets[names[-1]]["frames"])) - cfg.decades_D)
+
     for n in ladder:
-        if chosen and float(subsets[chosen[-1]]["frames"]) <= floor * 1.0001:
+        if chosen and (float(subsets[chosen[-1]]["frames"]) <= floor * 1.0001 or miss(chosen + [n]) > miss(chosen)):
             break
         chosen.append(n)
     chosen = chosen[::-1]
