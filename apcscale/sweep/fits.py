@@ -151,11 +151,11 @@ def shared_floor(selection: pd.DataFrame, level: float = 0.95) -> dict[str, Any]
 
     parts = {}
     for arch, sel in selection[selection["in_fit"].astype(bool)].groupby("arch"):
-        if sel["N"].nunique() >= 2 and sel["D"].nunique() >= 2 and len(sel) >= 6:
+        if sel["N"].nunique() >= 2 and sel["D"].nunique() >= 2 and int((sel["lo"] >= sel["hi"]).sum()) >= 6:
             X, y, lo, hi = _joint_arrays(sel)
             parts[str(arch)] = (Droppo(), X, y, lo, hi)
     if len(parts) < 2:
-        return {"error": "needs L(N, D) points of at least two architectures"}
+        return {"error": "needs at least two architectures with 6 converged L(N, D) points each"}
     try:
         return shared_floor_test(parts, level=level)
     except Exception as exc:

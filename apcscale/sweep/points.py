@@ -95,9 +95,9 @@ def run_point(run: pd.Series, curve: pd.DataFrame, *, gain: float, level: float 
     mean, lo, flag = _extrapolated(stable, target, level)
     if flag is None and np.isfinite(lo):
         lo = min(lo * (1.0 - gain), best)
-        mid = min(max(mean * (1.0 - gain), lo), best)
         kind = "not converged" if run["status"] == "finished" else "stopped"
-        return {"loss": mid, "lo": lo, "hi": best, "kind": kind,
+        # `loss` stays what was measured (the minimum); the interval says how much lower it could go
+        return {"loss": best, "lo": lo, "hi": best, "kind": kind,
                 "note": f"{why}: converged loss in [{lo:.4f}, {best:.4f}] (extrapolated, cooldown gain {gain:.1%})"}
     return {"loss": best, "lo": 0.0, "hi": best, "kind": "censored",
             "note": f"{why}; its extrapolation cannot be trusted ({flag}): only its minimum {best:.4f} bounds it"}
@@ -120,18 +120,20 @@ def run_points(runs: pd.DataFrame, points: pd.DataFrame, *, level: float = 0.8, 
 
 def select(run_pts: pd.DataFrame) -> pd.DataFrame:
     """Per (arch, N, D): the median across seeds of the runs' points (Hestness et al.), its interval
-    (the medians of the bounds), the weakest kind among the seeds, and the seed spread of exact points."""
+    (the medians of the bounds), the weakest kind among the seeds, and the seed spread (max - min of
+    the seeds' measured minima)."""
     cols = ["arch", "label", "N", "subset", "D", "hours", "seeds", "kind", "loss", "lo", "hi", "spread", "in_fit"]
     if run_pts.empty:
         return pd.DataFrame(columns=cols)
     rows = []
     for key, g in run_pts.groupby(["arch", "label", "N", "subset", "D", "hours"], sort=True):
         kind = max(g["kind"], key=KINDS.index)
-        exact = g[g["kind"].isin(EXACT)]["loss"]
+        measured = g["hi"]
         rows.append({**dict(zip(["arch", "label", "N", "subset", "D", "hours"], key)), "seeds": int(g["seed"].nunique()),
                      "kind": kind, "loss": float(g["loss"].median()), "lo": float(g["lo"].median()),
                      "hi": float(g["hi"].median()),
-                     "spread": float(exact.max() - exact.min()) if len(exact) >= 2 else math.nan, "in_fit": True})
+                     "spread": float(measured.max() - measured.min()) if len(measured) >= 2 else math.nan,
+                     "in_fit": True})
     return pd.DataFrame(rows, columns=cols).sort_values(["arch", "N", "D"]).reset_index(drop=True)
 
 

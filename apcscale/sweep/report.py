@@ -144,7 +144,7 @@ def answer_lines(res: "SweepResults") -> tuple[list[str], list[dict[str, Any]], 
             L.append(f"  LSTM-Transformer crossover at N = {_si(cx['N'])} (D = {_si(cx['D'])} frames): {cx['below']} "
                      f"below, {cx['above']} above" + ("" if cx["inside"] else " (outside the trained sizes: extrapolated)"))
     L += [f"  note: {n}" for n in notes]
-    return L, rows, ([] if rows else notes)
+    return L, rows, ([] if rows else notes[-1:])
 
 
 def check_lines(res: "SweepResults") -> tuple[list[str], list[str]]:

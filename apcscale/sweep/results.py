@@ -121,7 +121,8 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
         sub = {k: v for k, v in curves.items() if k in ids}
         if len(sub) >= 2:
             fits["frontier"][arch] = frontier_fit(sub, sizes=sizes, bootstrap=bootstrap)
-            fits["frontier_holdout"][arch] = frontier_holdout(sub, sizes, bootstrap=min(bootstrap, 100))
+            if "fit" in fits["frontier"][arch]:
+                fits["frontier_holdout"][arch] = frontier_holdout(sub, sizes, bootstrap=min(bootstrap, 100))
         fits["joint"][arch] = joint_fit(selection, arch, bootstrap=bootstrap)
         if "fit" in fits["joint"][arch]:
             fits["holdout"][arch] = holdout_checks(selection, arch, bootstrap=min(bootstrap, 100))
