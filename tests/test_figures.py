@@ -114,21 +114,23 @@ def test_fit_command_figures_are_png_and_pdf_with_units(tmp_path):
 # --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sweep_tables(diverged_sweep):
+    """The sweep's tables as collect() wrote them (its selection has the kinds of its L(N, D) points), and its
+    fits redone with a small bootstrap."""
     sweep, _ = diverged_sweep
-    from apcscale.sweep.results import collect  # noqa: F401 (the figures were written by the sweep's collect)
     from apcscale.sweep.fits import frontier_fit, joint_fit
-    from apcscale.sweep.tables import curves_of, hestness_selection
+    from apcscale.sweep.tables import curves_of
 
     points = pd.read_csv(sweep / "results" / "points.csv")
     runs = pd.read_csv(sweep / "results" / "runs.csv")
+    selection = pd.read_csv(sweep / "results" / "selection.csv")
     curves = curves_of(points)
     sizes = dict(zip(runs["run_id"], runs["N"].astype(float)))
     fits = {"frontier": {}, "joint": {}}
     for arch in sorted(set(runs["arch"])):
         ids = set(runs.loc[runs["arch"] == arch, "run_id"])
         fits["frontier"][arch] = frontier_fit({k: v for k, v in curves.items() if k in ids}, sizes=sizes, bootstrap=50)
-        fits["joint"][arch] = joint_fit(hestness_selection(runs), arch)
-    return sweep, points, runs, fits
+        fits["joint"][arch] = joint_fit(selection, arch, bootstrap=50)
+    return sweep, points, runs, fits, selection
 
 
 def test_the_sweep_writes_every_figure_as_png_and_pdf(sweep_tables):
@@ -139,7 +141,7 @@ def test_the_sweep_writes_every_figure_as_png_and_pdf(sweep_tables):
 
 
 def test_curves_figure_shows_every_point_D_status_frontiers_and_baselines(sweep_tables):
-    sweep, points, runs, fits = sweep_tables
+    sweep, points, runs, fits, selection = sweep_tables
     usable = points[(points["flops"] > 0) & np.isfinite(points["dev_loss"])]
     baselines = F.baselines_from_points(points)
     assert baselines["copy last frame"] == pytest.approx(points["copy_baseline"].median())
@@ -177,7 +179,7 @@ def test_curves_figure_shows_every_point_D_status_frontiers_and_baselines(sweep_
 
 
 def test_compute_figure_is_one_curve_per_model_size(sweep_tables):
-    sweep, points, runs, fits = sweep_tables
+    sweep, points, runs, fits, selection = sweep_tables
     usable = points[(points["flops"] > 0) & np.isfinite(points["dev_loss"])]
     fig = F.compute_figure(points, runs, fits, "s")
     drawn = _lines(fig, "size:")
@@ -188,7 +190,7 @@ def test_compute_figure_is_one_curve_per_model_size(sweep_tables):
 
 
 def test_isoflop_slices_interpolate_each_curve_and_mark_the_minimum(sweep_tables):
-    sweep, points, runs, fits = sweep_tables
+    sweep, points, runs, fits, selection = sweep_tables
     table = F.isoflop_table(points, n_levels=3, min_sizes=2)
     assert not table.empty
     row = table.iloc[0]
@@ -206,39 +208,40 @@ def test_isoflop_slices_interpolate_each_curve_and_mark_the_minimum(sweep_tables
 
 
 def test_law_figure_draws_each_kind_of_point_and_only_what_is_drawn(sweep_tables):
-    sweep, points, runs, fits = sweep_tables
-    from apcscale.sweep.tables import hestness_selection
-
-    sel = hestness_selection(runs).rename(columns={"median_min_dev_loss": "loss"})
-    assert len(sel) >= 4
-    sel["lo"], sel["hi"], sel["kind"], sel["in_fit"] = np.nan, np.nan, "converged", True
+    sweep, points, runs, fits, selection = sweep_tables
+    sel = selection.copy()  # the sweep's own L(N, D) points: a fixed budget, so every point is "at budget"
+    assert len(sel) >= 4 and set(sel["kind"]) == {"at budget"}
     fig = F.law_figure(sel, fits, "s")
     labels = _legend(fig)
-    assert "converged (the minimum of its curve)" in labels
-    assert not any(t.startswith(("censored", "extrapolated to", "not converged", "not in the fit")) for t in labels)
+    assert "at its budget (fixed budget, no stopping rule)" in labels
+    assert not any(t.startswith(("censored", "extrapolated to", "not converged", "stopped", "not in the fit",
+                                 "converged")) for t in labels)
     assert sum(len(ln.get_xdata()) for ln in _lines(fig, "point:")) == len(sel)
-    # one point of each kind, two of them left out of the fit, an extrapolation with its band
-    sel.loc[0, "kind"], sel.loc[0, "in_fit"] = "censored", False
-    sel.loc[1, "kind"] = "not converged"
+    assert not any(len(ax.collections) and any(type(c).__name__ == "LineCollection" for c in ax.collections)
+                   for ax in fig.axes)  # exact points (lo == hi): no error bars
+    # one point of each kind, two of them left out of the fit, an interval from an extrapolation
+    sel.loc[0, ["kind", "lo", "hi", "in_fit"]] = ["censored", 0.0, sel.loc[0, "loss"], False]
+    sel.loc[1, ["kind", "lo"]] = ["not converged", sel.loc[1, "loss"] * 0.95]
     sel.loc[2, ["kind", "lo", "hi"]] = ["extrapolated", sel.loc[2, "loss"] * 0.95, sel.loc[2, "loss"] * 1.05]
-    sel.loc[3, "in_fit"] = False
+    sel.loc[3, ["kind", "in_fit"]] = ["converged", False]
     fig = F.law_figure(sel, fits, "s", baselines={"copy last frame": 0.35})
     labels = _legend(fig)
-    for text in ("censored: an upper bound of the converged loss", "not converged (still falling at its end)",
-                 "extrapolated to convergence (with its band)", "not in the fit"):
+    for text in ("censored: an upper bound of the converged loss", "not converged: bar from its extrapolation to its "
+                 "minimum", "extrapolated to convergence (with its band)", "converged (the minimum of its curve)",
+                 "not in the fit"):
         assert text in labels, (text, labels)
     assert [ln.get_marker() for ln in _lines(fig, "point:censored")] == [r"$\downarrow$"]
     out = _lines(fig, "point:")
     assert sum(len(ln.get_xdata()) for ln in out if ln.get_gid().endswith(":out")) == 2
     assert sum(len(ln.get_xdata()) for ln in out) == len(sel)
     assert all(ax.get_xlabel() == "model size N (parameters)" for ax in fig.axes if ax.get_title())
-    # the older selection (median_min_dev_loss) is still drawn, as converged points in the fit
-    old = hestness_selection(runs)
+    # an older selection (median_min_dev_loss, no kinds) is drawn as converged points in the fit
+    old = selection.rename(columns={"loss": "median_min_dev_loss"}).drop(columns=["kind", "lo", "hi", "in_fit"])
     assert sum(len(ln.get_xdata()) for ln in _lines(F.law_figure(old, fits, "s"), "point:converged:in")) == len(old)
 
 
 def test_fit_command_reads_a_sweep_directory_per_architecture(sweep_tables, tmp_path, capsys):
-    sweep, points, runs, fits = sweep_tables
+    sweep, points, runs, fits, selection = sweep_tables
     out = tmp_path / "fit"
     assert fit_recipe.main([str(sweep), "--out", str(out), "--bootstrap", "20"]) == 0
     printed = capsys.readouterr().out
@@ -248,8 +251,21 @@ def test_fit_command_reads_a_sweep_directory_per_architecture(sweep_tables, tmp_
     starts = int(((points["flops"] == 0) & (points["arch"] == "lstm")).sum())
     assert starts > 0 and any(f"dropped {starts} evaluation(s) at zero compute" in w for w in lstm["warnings"])
     assert "Joint L(N, D)" in printed or "joint" in lstm["errors"]
-    assert any("runs left out of L(N, D)" in w and "failed" in w for w in lstm["warnings"])  # the diverged run
-    assert lstm["n_fit_runs"] == int(((runs["arch"] == "lstm") & (runs["status"] == "finished")).sum())
+    # the diverged run has no L(N, D) point: left out of the joint law, its NaN losses dropped with a note
+    assert any("runs left out of L(N, D)" in w and "without an L(N, D) point" in w for w in lstm["warnings"])
+    # when the NaN evaluation itself is recorded, it is dropped with a note (not an error)
+    copy = tmp_path / "copy" / "results"
+    copy.mkdir(parents=True)
+    nan = points.copy()
+    last = nan.index[nan["run_id"] == "lstm-w32-d2-d7-s0"][-1]
+    nan.loc[last, "dev_loss"] = np.nan
+    nan.to_csv(copy / "points.csv", index=False)
+    runs.to_csv(copy / "runs.csv", index=False)
+    assert fit_recipe.main([str(copy.parent), "--out", str(tmp_path / "nan"), "--bootstrap", "0", "--no-plots"]) == 0
+    notes = json.loads((tmp_path / "nan" / "fit.json").read_text())["notes"]
+    assert any("dropped 1 non-finite dev losses of 1 failed run(s): lstm-w32-d2-d7-s0" in n for n in notes)
+    exact = runs["point"].isin(["converged", "at budget"])  # the sweep's own verdict on each run's point
+    assert lstm["n_fit_runs"] == int(((runs["arch"] == "lstm") & exact).sum())
     assert lstm["columns"] == {"N": "N", "D": "D", "C": "flops", "loss": "dev_loss", "group": "run_id"}
     assert (out / "lstm" / "frontier.png").is_file() and (out / "transformer" / "frontier.pdf").is_file()
     if all("frontier" in g["fits"] for g in data["groups"].values()):
@@ -264,6 +280,10 @@ def test_fit_command_reads_a_sweep_directory_per_architecture(sweep_tables, tmp_
         assert cost.per_frame(r["N"]) == pytest.approx(r["flops_per_frame"], rel=0.01)
         assert cost.per_frame(r["N"]) / r["N"] > 6.0  # more than 6 N: the layers outside N and attention
     assert table.baselines["copy last frame"] == pytest.approx(points["copy_baseline"].median())
+    baselines = json.loads((sweep / "baselines.json").read_text())
+    drawn = F.figure_baselines(baselines, points)
+    assert drawn["copy last frame"] == pytest.approx(baselines["copy_last_frame"])
+    assert any(k.startswith("linear predictor (k=") for k in drawn)
     # its points.csv directly gives the same groups; --by none pools them
     assert fit_recipe.main([str(sweep / "results" / "points.csv"), "--out", str(tmp_path / "p"), "--bootstrap", "0",
                             "--no-plots"]) == 0

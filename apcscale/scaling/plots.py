@@ -128,14 +128,8 @@ def _band_label(fit: FitResult) -> str | None:
     return f"{int(round(fit.level * 100))}% band ({fit.interval_method})"
 
 
-def _baselines(ax, baselines: Mapping[str, float] | None, ylim: tuple[float, float] | None = None) -> list[float]:
-    drawn = []
-    for i, (name, value) in enumerate((baselines or {}).items()):
-        if value is None or not np.isfinite(value) or value <= 0:
-            continue
-        style.hline(ax, value, f"{name}: {value:.3g}", color=style.BASELINE, ls=[(0, (4, 2)), (0, (1, 1.5))][i % 2])
-        drawn.append(float(value))
-    return drawn
+def _baselines(ax, baselines: Mapping[str, float] | None) -> list[float]:
+    return style.baseline_lines(ax, baselines)
 
 
 def _floor(ax, fit: FitResult, ylim: tuple[float, float]) -> None:

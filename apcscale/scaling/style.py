@@ -253,14 +253,28 @@ def loss_limits(ax, values: Sequence[float], pad: float = 0.06) -> None:
         ax.set_ylim(lo * math.exp(-pad * span - 0.01), hi * math.exp(pad * span + 0.01))
 
 
-def hline(ax, y: float, text: str, color: str = BASELINE, ls=(0, (4, 2)), where: str = "left") -> None:
-    """A horizontal reference line labelled on the plot itself (baselines, floors)."""
+def hline(ax, y: float, text: str, color: str = BASELINE, ls=(0, (4, 2)), where: str = "left",
+          below: bool = False) -> None:
+    """A horizontal reference line labelled on the plot itself (baselines, floors): the label above the line,
+    or below it (``below``, for the lower of two close lines)."""
     ax.axhline(y, color=color, lw=0.9, ls=ls, zorder=1)
     x = 0.02 if where == "left" else 0.98
-    ax.annotate(text, xy=(x, y), xycoords=("axes fraction", "data"), xytext=(0, 1.5), textcoords="offset points",
-                ha=where, va="bottom", fontsize=6.5, color=color)
+    ax.annotate(text, xy=(x, y), xycoords=("axes fraction", "data"), xytext=(0, -1.5 if below else 1.5),
+                textcoords="offset points", ha=where, va="top" if below else "bottom", fontsize=6.5, color=color)
+
+
+def baseline_lines(ax, baselines, color: str = BASELINE) -> list[float]:
+    """Each baseline ({label: loss}) as a labelled horizontal line; with several, the lowest is labelled below
+    its line so that close labels do not overlap. Returns the values drawn."""
+    items = sorted(((k, float(v)) for k, v in (baselines or {}).items() if v is not None and math.isfinite(v) and v > 0),
+                   key=lambda kv: -kv[1])
+    styles = [(0, (4, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2))]
+    for i, (name, value) in enumerate(items):
+        hline(ax, value, f"{name}: {value:.3g}", color=color, ls=styles[i % len(styles)],
+              below=len(items) > 1 and i == len(items) - 1)
+    return [v for _, v in items]
 
 
 __all__ = ["SINGLE", "DOUBLE", "OKABE_ITO", "PALETTE", "FIT", "DATA", "ENVELOPE", "BASELINE", "MARKERS", "RC",
            "styled", "figure", "save", "categorical", "sequential", "truncated_cmap", "si", "plain", "log_axis",
-           "d_unit", "axis_label", "loss_limits", "hline"]
+           "d_unit", "axis_label", "loss_limits", "hline", "baseline_lines"]

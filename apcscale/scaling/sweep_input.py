@@ -7,11 +7,13 @@ fits them as the study intends:
 * one fit per architecture (LSTM and Transformer are compared, never pooled);
 * the evaluation each run makes before training (compute 0) is dropped with a
   note; so are the NaN losses of runs that diverged (status failed);
-* L(N, D), L(N) and L(D) use the runs that finished their budget, and the runs
-  stopped by the pruning policy after their curve had turned up (their minimum
-  is settled), as the sweep's own selection does; a run stopped while still
-  falling, interrupted or failed has no converged loss: its curve still makes
-  the frontier;
+* L(N, D), L(N) and L(D) use the runs whose L(N, D) point the sweep judged a
+  measured converged loss (runs.csv "point": converged, or at its budget); a run
+  not converged, stopped while still falling, censored, interrupted or failed
+  has only a bound of it (the sweep's own fit uses those bounds; this command
+  leaves them out and says how many): its curve still makes the frontier. For
+  an older runs.csv without "point": the finished runs, and the stopped ones
+  whose curve had turned up;
 * the compute-optimal table uses the sweep's own FLOPs per frame (which include
   the attention term and the layers outside N) and its data repetition (the
   median over the fitted runs of the passes over their data at their best
@@ -38,6 +40,7 @@ SWEEP_COLUMNS = ("run_id", "arch", "N", "D", "flops", "dev_loss")
 COLUMNS = {"N": "N", "D": "D", "C": "flops", "loss": "dev_loss", "group": "run_id"}
 FINISHED = ("finished",)
 STOPPED = ("stopped", "pruned")
+EXACT = ("converged", "at budget")  # the kinds of apcscale.sweep.points whose loss is a measured converged loss
 WHY = {"stopped": "stopped before their minimum (only an upper bound)",
        "pruned": "stopped before their minimum (only an upper bound)",
        "failed": "failed", "incomplete": "interrupted", "interrupted": "interrupted", "not run": "not run"}
@@ -116,7 +119,13 @@ def read_sweep(path: str | Path, *, passes: float | None = None) -> SweepTable:
         df = df.loc[~failed_nan]
 
     exclude: dict[str, str] = {}
-    if status is not None:
+    if runs is not None and "point" in runs.columns:  # the sweep's own verdict on each run's L(N, D) point
+        for run_id, kind in zip(runs["run_id"].astype(str), runs["point"]):
+            if isinstance(kind, str) and kind not in EXACT:
+                exclude[run_id] = f"{kind} (their converged loss is only bounded)"
+            elif not isinstance(kind, str):
+                exclude[run_id] = "without an L(N, D) point"
+    elif status is not None:
         settled = _settled(df, runs)
         for run_id, st in status.items():
             if st in FINISHED or (st in STOPPED and settled.get(str(run_id), False)):

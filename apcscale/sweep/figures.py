@@ -39,9 +39,11 @@ from apcscale.scaling.plots import extrapolation_grid, param_text
 
 STOPPED = ("stopped", "pruned")
 FAILED = ("failed",)
-KINDS = {  # kind -> (marker, label)
+KINDS = {  # kind -> (marker, label); the kinds of apcscale.sweep.points, and "extrapolated"
     "converged": ("o", "converged (the minimum of its curve)"),
-    "not converged": ("s", "not converged (still falling at its end)"),
+    "at budget": ("h", "at its budget (fixed budget, no stopping rule)"),
+    "not converged": ("s", "not converged: bar from its extrapolation to its minimum"),
+    "stopped": ("D", "stopped by the scheduler: bar from its extrapolation to its minimum"),
     "extrapolated": ("D", "extrapolated to convergence (with its band)"),
     "censored": (r"$\downarrow$", "censored: an upper bound of the converged loss"),
 }
@@ -63,6 +65,27 @@ def baselines_from_points(points: pd.DataFrame) -> dict[str, float]:
     return {"copy last frame": float(v.median())} if len(v) else {}
 
 
+def figure_baselines(baselines: Mapping[str, Any] | None, points: pd.DataFrame | None = None) -> dict[str, float]:
+    """{label: dev loss} to draw, from a sweep's baselines.json (copy-last-frame; the linear predictor fitted
+    on the largest subset, the strongest of them) or, without it, from the points' copy_baseline column."""
+    out: dict[str, float] = {}
+    b = dict(baselines or {})
+    copy = b.get("copy_last_frame")
+    if copy is not None and np.isfinite(copy) and copy > 0:
+        out["copy last frame"] = float(copy)
+    elif points is not None:
+        out.update(baselines_from_points(points))
+    lin = b.get("linear") or {}
+    by_subset = lin.get("by_subset") or {}
+    if by_subset:
+        last = list(by_subset)[-1]  # subsets are listed smallest first
+        v = by_subset[last]
+        if v is not None and np.isfinite(v) and v > 0:
+            k = lin.get("k")
+            out[f"linear predictor ({f'k={k}, ' if k else ''}fitted on {last})"] = float(v)
+    return out
+
+
 def _usable(points: pd.DataFrame) -> pd.DataFrame:
     loss = pd.to_numeric(points["dev_loss"], errors="coerce")
     return points[(points["flops"] > 0) & np.isfinite(loss) & (loss > 0)]
@@ -77,12 +100,7 @@ def _si_fmt():
 
 
 def _draw_baselines(ax, baselines: Mapping[str, float] | None) -> list[float]:
-    out = []
-    for i, (name, value) in enumerate((baselines or {}).items()):
-        if value is not None and np.isfinite(value) and value > 0:
-            style.hline(ax, value, f"{name}: {value:.3g}", ls=[(0, (4, 2)), (0, (1, 1.5))][i % 2])
-            out.append(float(value))
-    return out
+    return style.baseline_lines(ax, baselines)
 
 
 def _frontier_fit(fits: Mapping[str, Any], arch: str):
@@ -188,7 +206,7 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
             handles += _draw_frontier_fit(ax, fit, C_all.min(), C_all.max())
             ax.set_title(f"{arch}: {n_runs} runs\nfrontier {param_text(fit, ['alpha'], compact=True)}")
         else:
-            ax.set_title(f"{arch}: {n_runs} runs\nno L(C) fit{': ' + _short(err) if err else ''}")
+            ax.set_title(f"{arch}: {n_runs} runs\nno L(C) fit{': ' + _short(err, skip=arch) if err else ''}")
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
@@ -226,10 +244,12 @@ def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any
     return [] if fig is None else style.save(fig, stem)
 
 
-def _short(text: str, n: int = 40) -> str:
-    """The gist of an error for a panel title: "FitError: too few points: 3 usable rows ..." -> "too few points"."""
-    parts = [p for p in str(text).split(": ") if p and not p.endswith("Error")]
+def _short(text: str, n: int = 44, skip: str = "") -> str:
+    """The gist of an error for a panel title: "FitError: too few points: 3 usable rows ..." -> "too few points"
+    (parts naming the panel's architecture, ``skip``, are left out)."""
+    parts = [p for p in str(text).split(": ") if p and not p.endswith("Error") and p != skip]
     text = parts[0] if parts else str(text)
+    text = text.split(" (")[0]
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
@@ -275,7 +295,7 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
             handles += _draw_frontier_fit(ax, fit, C_all.min(), C_all.max(), color=style.ENVELOPE, dashed_only=True)
             ax.set_title(f"{arch}: frontier {param_text(fit, ['alpha'], compact=True)}")
         else:
-            ax.set_title(f"{arch}\nno L(C) fit{': ' + _short(err) if err else ''}")
+            ax.set_title(f"{arch}\nno L(C) fit{': ' + _short(err, skip=arch) if err else ''}")
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
@@ -452,7 +472,7 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
                 for in_fit, gg in g.groupby("in_fit"):
                     yerr = None
                     lo, hi = gg["lo"].to_numpy(float), gg["hi"].to_numpy(float)
-                    has = np.isfinite(lo) & np.isfinite(hi)
+                    has = np.isfinite(lo) & np.isfinite(hi) & (hi > lo) & (lo > 0)  # a censored lo = 0: the arrow
                     if has.any():
                         y = gg["loss"].to_numpy(float)
                         yerr = np.vstack([np.where(has, y - lo, 0.0), np.where(has, hi - y, 0.0)])
@@ -486,7 +506,7 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
             ax.set_title(f"{arch}\n" + param_text(fit, [k for k in ("alpha_N", "alpha_D", "alpha", "beta", "L_inf", "E")
                                                         if k in fit.params], compact=True))
         else:
-            ax.set_title(f"{arch}\nno L(N, D) fit" + (f": {_short(entry['error'])}" if entry.get("error") else ""))
+            ax.set_title(f"{arch}\nno L(N, D) fit" + (f": {_short(entry['error'], skip=arch)}" if entry.get("error") else ""))
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
@@ -517,4 +537,4 @@ def plot_law(selection: pd.DataFrame, fits: Mapping[str, Any], stem: str | Path,
 
 
 __all__ = ["plot_curves", "plot_compute", "plot_isoflop", "plot_law", "curves_figure", "compute_figure", "isoflop_figure",
-           "law_figure", "baselines_from_points", "selection_view", "isoflop_table", "isoflop_minimum", "largest_data_runs"]
+           "law_figure", "baselines_from_points", "figure_baselines", "selection_view", "isoflop_table", "isoflop_minimum", "largest_data_runs"]
