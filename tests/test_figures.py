@@ -153,10 +153,12 @@ def test_curves_figure_shows_every_point_D_status_frontiers_and_baselines(sweep_
     archs = sorted(set(usable["arch"]))
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title().split(":")[0] for ax in panels] == archs
+    copy = baselines["copy last frame"]
     for ax in panels:
         assert ax.get_xlabel() == "training compute C (FLOPs)"
-        assert any(t.get_text().startswith("copy last frame: ") for t in ax.texts)
+        assert any(list(ln.get_ydata()) == [copy, copy] for ln in ax.get_lines())  # the baseline, across the panel
     labels = _legend(fig)
+    assert f"copy last frame: {copy:.3g}" in labels
     for D in sorted(usable["D"].unique()):
         assert any(t.startswith(f"D = {style.si(D)} frames") for t in labels), (D, labels)
     assert any(t.startswith("failed there") for t in labels)  # lstm-w32-d2-d7-s0 diverged

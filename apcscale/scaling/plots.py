@@ -181,7 +181,7 @@ def frontier_figure(frontier: Frontier, *, sizes: Mapping[Hashable, float] | Non
     if norm is not None:
         fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=ax, label=size_label,
                      format=_si_formatter(), pad=0.01, aspect=30)
-    ax.legend(handles=handles, loc="upper right")
+    ax.legend(handles=handles + style.baseline_handles(baselines), loc="upper right")
     return fig
 
 
@@ -234,7 +234,7 @@ def law_figure(fit: FitResult, x: np.ndarray, y: np.ndarray, *, xlabel: str,
     style.log_axis(ax, "x", "si")
     style.log_axis(ax, "y", "plain")
     ax.set_title(_wrap(title) if title else formula(fit))
-    ax.legend(handles=handles, loc="best")
+    ax.legend(handles=handles + style.baseline_handles(baselines), loc="best")
     return fig
 
 
@@ -292,7 +292,8 @@ def joint_figure(fit: FitResult, N: np.ndarray, D: np.ndarray, y: np.ndarray, *,
         ax.set_xlabel(a_label)
         other = "D" if tag == "N" else "N"
         unit = b_label[b_label.find("(") + 1 : b_label.rfind(")")] if "(" in b_label else ""
-        ax.legend(handles=handles, title=f"{other} ({unit}) of the points; the law at their typical {other}",
+        ax.legend(handles=handles + style.baseline_handles(baselines),
+                  title=f"{other} ({unit}) of the points; the law at their typical {other}",
                   loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, title_fontsize=6.5)
         ax.set_title(f"({'a' if tag == 'N' else 'b'}) against {tag}, {other} in colour")
     axes[0].set_ylabel(ylabel)
@@ -397,7 +398,7 @@ def frontiers_figure(frontiers: Mapping[str, tuple[Frontier, FitResult | None]],
     style.log_axis(ax, "x", "si")
     style.log_axis(ax, "y", "plain")
     ax.set_title(title or "compute frontiers")
-    ax.legend(handles=handles, loc="upper right")
+    ax.legend(handles=handles + style.baseline_handles(baselines), loc="upper right")
     return fig
 
 

@@ -263,18 +263,33 @@ def hline(ax, y: float, text: str, color: str = BASELINE, ls=(0, (4, 2)), where:
                 textcoords="offset points", ha=where, va="top" if below else "bottom", fontsize=6.5, color=color)
 
 
+_BASELINE_STYLES = [(0, (4, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2))]
+
+
+def _baseline_items(baselines) -> list[tuple[str, float]]:
+    items = [(k, float(v)) for k, v in (baselines or {}).items() if v is not None and math.isfinite(v) and v > 0]
+    return sorted(items, key=lambda kv: -kv[1])
+
+
 def baseline_lines(ax, baselines, color: str = BASELINE) -> list[float]:
-    """Each baseline ({label: loss}) as a labelled horizontal line; with several, the lowest is labelled below
-    its line so that close labels do not overlap. Returns the values drawn."""
-    items = sorted(((k, float(v)) for k, v in (baselines or {}).items() if v is not None and math.isfinite(v) and v > 0),
-                   key=lambda kv: -kv[1])
-    styles = [(0, (4, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2))]
-    for i, (name, value) in enumerate(items):
-        hline(ax, value, f"{name}: {value:.3g}", color=color, ls=styles[i % len(styles)],
-              below=len(items) > 1 and i == len(items) - 1)
+    """Each baseline ({label: loss}) as a horizontal line across the axes (labelled in the legend, see
+    :func:`baseline_handles`: a label on the plot would sit on the data, which lies near the baselines).
+    Returns the values drawn."""
+    items = _baseline_items(baselines)
+    for i, (_, value) in enumerate(items):
+        ax.axhline(value, color=color, lw=0.9, ls=_BASELINE_STYLES[i % len(_BASELINE_STYLES)], zorder=1)
     return [v for _, v in items]
+
+
+def baseline_handles(baselines, color: str = BASELINE) -> list:
+    """Legend entries for :func:`baseline_lines`: "copy last frame: 0.342"."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color=color, lw=0.9, ls=_BASELINE_STYLES[i % len(_BASELINE_STYLES)], label=f"{k}: {v:.3g}")
+            for i, (k, v) in enumerate(_baseline_items(baselines))]
 
 
 __all__ = ["SINGLE", "DOUBLE", "OKABE_ITO", "PALETTE", "FIT", "DATA", "ENVELOPE", "BASELINE", "MARKERS", "RC",
            "styled", "figure", "save", "categorical", "sequential", "truncated_cmap", "si", "plain", "log_axis",
-           "d_unit", "axis_label", "loss_limits", "hline", "baseline_lines"]
+           "d_unit", "axis_label", "loss_limits", "hline", "baseline_lines",
+           "baseline_handles"]

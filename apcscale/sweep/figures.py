@@ -230,7 +230,7 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
     if "failed" in drawn_status:
         enc.append(Line2D([], [], color=style.OKABE_ITO["vermillion"], marker="x", ls="none", ms=6,
                           label="failed there" + (" (at the top edge: its loss left the plot)" if clipped else "")))
-    handles = _dedupe(handles + enc)
+    handles = _dedupe(handles + enc + style.baseline_handles(baselines))
     fig.legend(handles=handles, loc="outside lower center", ncol=3)
     if norm is not None:
         fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
@@ -249,7 +249,8 @@ def _short(text: str, n: int = 44, skip: str = "") -> str:
     (parts naming the panel's architecture, ``skip``, are left out)."""
     parts = [p for p in str(text).split(": ") if p and not p.endswith("Error") and p != skip]
     text = parts[0] if parts else str(text)
-    text = text.split(" (")[0]
+    if len(text) > n and text.find(" (") >= 15:  # drop a parenthesis before cutting words
+        text = text[: text.find(" (")]
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
@@ -300,7 +301,7 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
     for ax in axes:
         base = _draw_baselines(ax, baselines)
     _finish(fig, axes, ys, base, style.axis_label("C"), "dev loss (L1)", f"{title}: learning curves and the frontier")
-    fig.legend(handles=_dedupe(handles), loc="outside lower center", ncol=3)
+    fig.legend(handles=_dedupe(handles + style.baseline_handles(baselines)), loc="outside lower center", ncol=3)
     if norm is not None:
         fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
                      label=style.axis_label("N"), pad=0.01, aspect=30)
@@ -379,9 +380,9 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
         return None
     archs = _archs(table)
     fig, axes = style.figure(ncols=len(archs), width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.2,
-                             height=3.0, sharey=True)
+                             height=3.6, sharey=True)
     ys = [table["loss"].to_numpy(float)]
-    kinds_drawn = set()
+    kinds_drawn: set[str] = set()
     for ax, arch in zip(axes, archs):
         sub = table[table["arch"] == arch]
         levels = sorted(sub["C"].unique())
@@ -399,20 +400,21 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
             ax.plot([n_opt], [l_opt], "*", color=c, mec="black", mew=0.5, ms=9, zorder=5, gid=f"minimum:{arch}:{C:g}")
             kinds_drawn.add(how)
             handles.append(Line2D([], [], color=c, marker="o", ms=3, lw=1.0, label=f"C = {style.si(C)} FLOPs"))
-        if "parabola" in kinds_drawn:
-            handles.append(Line2D([], [], color="grey", marker="*", mec="black", ls=":", lw=0.9, ms=8,
-                                  label="minimum of a parabola in log N"))
-        if "lowest" in kinds_drawn:
-            handles.append(Line2D([], [], color="grey", marker="*", mec="black", ls="none", ms=8,
-                                  label="lowest point (no interior minimum)"))
-        kinds_drawn.clear()
         ax.set_title(arch)
-        ax.legend(handles=handles, loc="best")
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: off the data
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
     _finish(fig, axes, ys, base, style.axis_label("N"), "dev loss (L1) at that compute",
             f"{title}: loss at fixed compute (isoFLOP slices)")
+    shared = []
+    if "parabola" in kinds_drawn:
+        shared.append(Line2D([], [], color="grey", marker="*", mec="black", ls=":", lw=0.9, ms=8,
+                             label="minimum of a parabola in log N"))
+    if "lowest" in kinds_drawn:
+        shared.append(Line2D([], [], color="grey", marker="*", mec="black", ls="none", ms=8,
+                             label="lowest point (no interior minimum)"))
+    fig.legend(handles=shared + style.baseline_handles(baselines), loc="outside lower center", ncol=2)
     return fig
 
 
@@ -526,7 +528,7 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
         handles.append(Line2D([], [], color="grey", lw=1.0, ls="--", label="extrapolated beyond the data's N"))
     if drawn_band:
         handles.append(Patch(facecolor="grey", alpha=0.25, lw=0, label=f"band of the law ({band_method})"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=3)
+    fig.legend(handles=handles + style.baseline_handles(baselines), loc="outside lower center", ncol=3)
     return fig
 
 
