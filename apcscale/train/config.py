@@ -66,6 +66,7 @@ class TrainerConfig:
 
     precision "auto": bf16-mixed on a CUDA GPU, 32-true on CPU.
     compile: torch.compile the context network (GPU runs; slow to start on CPU).
+    loggers: Lightning loggers, any of csv, tensorboard, mlflow (see apcscale.train.loggers); [] for none.
     """
 
     accelerator: str = "auto"
@@ -76,6 +77,7 @@ class TrainerConfig:
     seed: int = 0
     log_every_n_steps: int = 20
     checkpoint: bool = True
+    loggers: list[Literal["csv", "tensorboard", "mlflow"]] = field(default_factory=lambda: ["csv"])
 
     def validate(self) -> None:
         check(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator",
@@ -83,6 +85,12 @@ class TrainerConfig:
         allowed = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
         check(self.precision in allowed, "precision", f"must be one of {', '.join(allowed)}, got {self.precision!r}")
         check(self.log_every_n_steps >= 1, "log_every_n_steps", "must be positive")
+        check(len(set(self.loggers)) == len(self.loggers), "loggers", f"names a logger twice: {self.loggers}")
+        from apcscale.train.loggers import missing_backend
+
+        for i, name in enumerate(self.loggers):
+            problem = missing_backend(name)
+            check(problem is None, f"loggers[{i}]", problem or "")
 
 
 @dataclass
