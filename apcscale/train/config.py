@@ -29,7 +29,8 @@ class DataConfig:
     """Where the training data comes from and how it is streamed.
 
     manifest: a prepared manifest.json (python -m apcscale.recipes.prepare).
-    audio: else, a folder of audio to prepare (default: FSDD, see apcscale.data.resolve_audio).
+    audio: else, audio to prepare: a folder of audio, a Kaldi data directory or a lhotse manifest
+        (default: FSDD, see apcscale.data.resolve_audio and apcscale.data.inputs).
     prepared_dir: where to prepare it (default: <cache>/prepared/<audio folder name>).
     subset: a nested training subset of the manifest (d0 = smallest ... ; default: the largest).
     dev_by: when preparing audio, how the dev split is held out: auto (whole speakers when known),
