@@ -14,8 +14,9 @@ Layout of out_dir:
 How the corpus is cut (all deterministic, a function of the file names, sizes and options only):
 
 - dev split: whole speakers when every file's speaker is known (FSDD, LibriSpeech naming,
-  speaker folders, Kaldi's utt2spk, lhotse's supervisions), taken in a hashed order until `dev_fraction` of the utterances is reached
-  (at least one speaker, never all); otherwise utterances selected by a hash of their key.
+  speaker folders, Kaldi's utt2spk, lhotse's supervisions), taken in a hashed order until
+  `dev_fraction` of the utterances is reached (at least one speaker, never all); otherwise
+  utterances selected by a hash of their key.
 - nested training subsets d0 (smallest) ... dK (all training audio): the training utterances in
   a hashed order; d_k is the shortest prefix holding total / 2^(K-k) frames, so each subset
   holds every smaller one and sizes step by ~2x. K is as large as `max_subsets` allows while
@@ -467,8 +468,8 @@ def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int |
     console = _console(progress)
 
     if not files:
-        raise PrepareError(f"no readable audio in {scanned.describe()} ({len(scan_skipped)} unreadable; first: "
-                           + (f"{scan_skipped[0]['path']}: {scan_skipped[0]['reason']})" if scan_skipped else "none)"))
+        first = f"; first: {scan_skipped[0]['path']}: {scan_skipped[0]['reason']}" if scan_skipped else ""
+        raise PrepareError(f"no readable audio in {scanned.describe()} ({len(scan_skipped)} unreadable{first})")
     plan = make_plan(files, scan_skipped, opts, n_mels, files_found=len(files) + len(scan_skipped))
     plan_hash = plan.digest()
 
