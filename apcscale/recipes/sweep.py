@@ -106,6 +106,10 @@ def _load(args, console):
 
     path = find_recipe(args.recipe or DEFAULT, prefix="sweep_")
     recipe = load_sweep_recipe(path, _overrides(args))
+    if recipe.name is None:  # named after the corpus: <corpus>-<recipe>
+        from apcscale.sweep.design import study_name
+
+        recipe.name = study_name(recipe.data, path)
     return path, recipe
 
 

@@ -35,6 +35,7 @@ from apcscale.train.callbacks import CurveRecorder, FramesProgressBar
 from apcscale.train.config import DataConfig, TrainerConfig, TrainRecipe
 from apcscale.train.loggers import build_loggers
 from apcscale.train.loop import IntervalDataModule
+from apcscale.train.stopping import EarlyStopping, stopping_summary
 from apcscale.utils.schema import RecipeError, to_dict
 
 
@@ -171,7 +172,10 @@ def run_training(
     curve = CurveRecorder(run_dir / "curve.csv")
     if resume_from is not None:
         curve.load_existing()
-    cbs: list[L.Callback] = [curve, *callbacks]
+    cbs: list[L.Callback] = [curve]
+    if recipe.stopping.enabled:  # after the curve is recorded, before anyone reports the evaluation
+        cbs.append(EarlyStopping(recipe.stopping, recipe.optim.schedule, recipe.optim.decay))
+    cbs += list(callbacks)
     branch = None
     if recipe.init_from and resume_from is None:  # a resumed branch has its own last.ckpt
         branch = BranchStart(recipe.init_from, module, total)
@@ -222,6 +226,8 @@ def run_training(
         raise
     finally:
         summary.update(_summary_tail(module, curve.points, status, error, time.perf_counter() - started))
+        reached_end = module.clock is not None and module.clock.done(module.frames_seen, module.global_step)
+        summary.update(stopping_summary(module, recipe.stopping, reached_end))
         if trainer.is_global_zero:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
     return TrainResult(run_dir=run_dir, status=status, summary=summary, curve=list(curve.points))
