@@ -32,13 +32,15 @@ def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: dict[str, Any], 
         row = runs[runs["run_id"] == run_id].iloc[0]
         ax.plot(df["flops"], df["dev_loss"], dashes.get(row["arch"], "-"), color=cmap(norm(row["N"])),
                 lw=1.0, alpha=0.85 if row["status"] == "finished" else 0.6)
-        if row["status"] == "pruned":
+        if row["status"] == "stopped":
             ax.plot(df["flops"].iloc[-1], df["dev_loss"].iloc[-1], "x", color="tab:red", ms=6)
         if row["status"] == "failed":
             ax.plot(df["flops"].iloc[-1], df["dev_loss"].iloc[-1], "o", mfc="none", color="tab:red", ms=6)
     fr = fits.get("frontier", {}).get("all", {})
-    c = np.sort(pts["flops"].to_numpy(float))
-    env = np.minimum.accumulate(pts.sort_values("flops")["dev_loss"].to_numpy(float))
+    ended = pts[pts["status"].isin(["finished", "stopped"])] if "status" in pts else pts  # what the fits use
+    ended = ended if len(ended) else pts
+    c = np.sort(ended["flops"].to_numpy(float))
+    env = np.minimum.accumulate(ended.sort_values("flops")["dev_loss"].to_numpy(float))
     ax.step(c, env, where="post", color="black", lw=1.6, label="envelope (best loss reached with <= C)")
     if "fit" in fr and fr.get("fit") is not None:
         lo, hi = fr["fit"].diagnostics.get("fit_range", (c[0], c[-1]))
@@ -58,7 +60,7 @@ def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: dict[str, Any], 
 
     handles, labels = ax.get_legend_handles_labels()
     handles += [Line2D([], [], color="gray", ls=dashes[a], label=a) for a in sorted(set(pts["arch"])) if a in dashes]
-    handles += [Line2D([], [], color="tab:red", marker="x", ls="none", label="pruned here")]
+    handles += [Line2D([], [], color="tab:red", marker="x", ls="none", label="stopped (pruned) here")]
     ax.legend(handles=handles, fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=130)

@@ -32,8 +32,10 @@ def write_report(res: SweepResults, plan: Plan, decisions: list[dict], *, wall_s
     L = []
     L.append(f"sweep {plan.name}" + (f" (pruning: {mode})" if mode else ""))
     counts = in_plan["status"].value_counts().to_dict()
-    L.append("runs: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "pruned", "failed", "incomplete", "not run")
-                                  if counts.get(s, 0) or s in ("finished", "pruned", "failed")))
+    shown = {"stopped": "stopped (pruned)", "interrupted": "interrupted (--resume continues them)"}
+    L.append("runs: " + ", ".join(f"{counts.get(s, 0)} {shown.get(s, s)}"
+                                  for s in ("finished", "stopped", "failed", "interrupted", "not run")
+                                  if counts.get(s, 0) or s in ("finished", "stopped", "failed")))
     spent = float(runs["flops"].sum())
     planned = float(in_plan["planned_flops"].sum())
     line = f"compute: {_si(spent)}FLOP spent of {_si(planned)}FLOP planned ({spent / planned:.0%})" if planned else "compute: -"
@@ -96,12 +98,13 @@ def write_report(res: SweepResults, plan: Plan, decisions: list[dict], *, wall_s
                      f"({saved / spent:.0%} of what was spent); apcscale.sweep.replay tells how far the fit would move")
         L.append(f"  ({len(decisions)} decisions in decisions.jsonl)")
         L.append("")
-    failed = in_plan[in_plan["status"] == "failed"]
-    if len(failed):
-        L.append("Failed runs")
-        for _, r in failed.iterrows():
-            L.append(f"  {r['run_id']}: {r['note']}")
-        L.append("")
+    for status, title in (("failed", "Failed runs"), ("interrupted", "Interrupted runs (not in the selection or the fits)")):
+        rows = in_plan[in_plan["status"] == status]
+        if len(rows):
+            L.append(title)
+            for _, r in rows.iterrows():
+                L.append(f"  {r['run_id']}: {r['note']}")
+            L.append("")
     ran = runs[(runs["status"] == "finished") & np.isfinite(runs["wall_time"])]
     if len(ran):
         overhead = float((plan.to_dict().get("probe") or {}).get("trial_overhead_s", 0.0))

@@ -13,10 +13,13 @@ Everything is read from the sweep directory (plan.json, runs/*/curve.csv and
 summary.json, decisions.jsonl, Tune's trial errors), so `collect` can be re-run
 on a finished or interrupted sweep at any time.
 
-Status of a run: finished (its budget spent), pruned (stopped by the frontier
-policy or ASHA: its curve ends where it was stopped), failed (its loss turned
-NaN, or it crashed more often than `max_failures`), incomplete (interrupted,
-resumable) or not run (in the backlog, or never started).
+Status of a run (apcscale.train.rundir): finished (its budget spent), stopped
+(pruned by the frontier policy or ASHA: its curve ends where it was stopped),
+failed (its loss turned NaN, or it crashed more often than `max_failures`),
+interrupted (a crash, a signal or Ctrl-C; resumable) or not run (in the
+backlog, or never started). Only finished and stopped runs enter the
+selection and the fits; every run's evaluations are in points.csv with its
+status.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import pandas as pd
 from apcscale.sweep.figures import plot_curves, plot_law
 from apcscale.sweep.fits import _json_default, _jsonable_fit, frontier_fit, joint_fit
 from apcscale.sweep.report import write_report
-from apcscale.sweep.tables import POINT_COLUMNS, curves_of, hestness_selection, load_tables
+from apcscale.sweep.tables import FIT_STATUSES, POINT_COLUMNS, curves_of, hestness_selection, load_tables
 
 
 
@@ -57,7 +60,7 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
     out.mkdir(parents=True, exist_ok=True)
     points, runs, plan, decisions = load_tables(sweep_dir)
     selection = hestness_selection(runs)
-    curves = curves_of(points)
+    curves = curves_of(points[points["status"].isin(FIT_STATUSES)])  # no crashed or half-trained run
     sizes = dict(zip(runs["run_id"], runs["N"].astype(float)))
     fits: dict[str, Any] = {"frontier": {}, "joint": {}}
     fits["frontier"]["all"] = frontier_fit(curves, sizes=sizes, bootstrap=bootstrap)

@@ -140,6 +140,7 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
 
     from apcscale.sweep.progress import SweepProgress
     from apcscale.sweep.searcher import PlanSearcher, trial_dirname, trial_name
+    from apcscale.sweep.status import RunStatusCallback, mark_failed
     from apcscale.sweep.trainable import train_grid_point
 
     sweep_dir = Path(sweep_dir).resolve()
@@ -175,7 +176,7 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
             run_config=tune.RunConfig(
                 name=TUNE_DIR, storage_path=str(sweep_dir),
                 failure_config=tune.FailureConfig(max_failures=recipe.ray.max_failures),
-                callbacks=[show], verbose=0, log_to_file=True,
+                callbacks=[RunStatusCallback(sweep_dir), show], verbose=0, log_to_file=True,
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
             ),
         )
@@ -190,7 +191,10 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
             if res.error is not None:
                 run_id = (res.config or {}).get("run_id", "?")
                 errors[run_id] = f"{type(res.error).__name__}: {str(res.error).strip().splitlines()[-1][:300]}"
-        interrupted = interrupted or any(st.status in ("queued", "running", "planned") for st in board.runs.values())
+                if run_id != "?":
+                    mark_failed(sweep_dir, run_id, errors[run_id])  # also a trial restored as errored
+        interrupted = interrupted or any(st.status in ("queued", "running", "planned", "interrupted")
+                                         for st in board.runs.values())
     searcher_now = _find_searcher(tuner)
     return SweepOutcome(sweep_dir=sweep_dir, board=board, interrupted=interrupted, errors=errors,
                         redeployed=list(getattr(searcher_now, "redeployed", []) or []))
@@ -218,22 +222,21 @@ def _restored_board(tuner) -> SweepBoard | None:
 
 
 def _sync_board_from_disk(board: SweepBoard, sweep_dir: Path) -> None:
-    """After --resume: runs that ended in the interrupted session show as such."""
-    import json
-
+    """After --resume: runs that ended in the interrupted session show as such (their run
+    directories say so); interrupted ones wait to be continued."""
     from apcscale.sweep.scheduler import DECISIONS, DecisionLog
+    from apcscale.train.rundir import ENDED, RunDir
 
     stopped = {rec["run_id"]: rec for rec in DecisionLog(sweep_dir / DECISIONS).read()
                if rec.get("action") == "stop" and rec.get("mode") in ("prune", "asha")}
     for run_id, st in board.runs.items():
-        summary = sweep_dir / "runs" / run_id / "summary.json"
-        if run_id in stopped:
-            st.status, st.decision = "pruned", stopped[run_id]
-        elif summary.is_file():
-            try:
-                st.status = json.loads(summary.read_text()).get("status", st.status)
-            except json.JSONDecodeError:
-                pass
+        status = RunDir(sweep_dir / "runs" / run_id).status
+        if status in ENDED:
+            st.status = "pruned" if status == "stopped" else status
+            if run_id in stopped:
+                st.decision = stopped[run_id]
+        elif st.status in ("finished", "pruned", "failed", "interrupted", "running", "queued"):
+            st.status = "planned"  # not ended: the resumed sweep continues it
 
 
 __all__ = ["run_sweep", "init_ray", "ClusterConnectionError", "trial_resources", "SweepOutcome", "SweepStateError", "TUNE_DIR"]

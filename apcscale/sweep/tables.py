@@ -6,7 +6,6 @@ decisions.jsonl, Tune's trial errors), so the tables can be rebuilt at any time.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from apcscale.sweep.plan import Plan
 from apcscale.sweep.scheduler import DECISIONS, DecisionLog
+from apcscale.train.rundir import CURVE_FIELDS, FAILED, FINISHED, INTERRUPTED, RUNNING, STOPPED, RunDir
 
 
 POINT_COLUMNS = ["run_id", "arch", "width", "depth", "label", "N", "N_total", "subset", "D", "hours", "seed",
@@ -33,33 +33,34 @@ def _tune_errors(sweep_dir: Path) -> dict[str, str]:
 
 
 def _read_curve(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "curve.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    df = pd.read_csv(path)
-    return df.drop_duplicates(subset=["frames", "steps"], keep="last").sort_values("flops", kind="stable")
+    points = RunDir(run_dir).read_curve()
+    return pd.DataFrame(points, columns=list(CURVE_FIELDS)) if points else pd.DataFrame()
+
+
+#: the statuses whose evaluations enter the selection and the fits: runs that ended normally
+FIT_STATUSES = ("finished", "stopped")
 
 
 def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str) -> tuple[str, str]:
-    summary_path = run_dir / "summary.json"
-    summary = {}
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except json.JSONDecodeError:
-            summary = {}
-    if summary.get("status") == "failed":
-        return "failed", str(summary.get("error") or "")
-    if run_id in stops:
-        return "pruned", str(stops[run_id].get("reason", ""))
-    if summary.get("status") == "stopped":
-        return "pruned", str(summary.get("error") or "stopped by the scheduler")
-    if summary.get("status") == "finished":
+    """(status, note) of a run for the tables: finished, stopped (by the scheduler: pruned),
+    failed, interrupted (resumable) or not run. The status is the run directory's (RunDir);
+    `stops` (the scheduler's stop decisions) give a stopped run's reason; `errors` (Tune's
+    trial errors) the error of a run that failed before it could record one."""
+    rd = RunDir(run_dir)
+    summary = rd.read_summary() or {}
+    status = rd.effective_status()
+    if status == FAILED:
+        return "failed", str(summary.get("error") or errors.get(run_id) or "failed")
+    if status == STOPPED:
+        reason = (summary.get("decision") or stops.get(run_id) or {}).get("reason")
+        return "stopped", str(reason or summary.get("error") or "stopped by the scheduler")
+    if status == FINISHED:
         return "finished", ""  # possibly after a crash and a retry (Tune keeps the first error's log)
-    if run_id in errors:
+    if status in (INTERRUPTED, RUNNING):
+        why = summary.get("error") or "the process training it ended without a word (killed, or its driver died)"
+        return "interrupted", f"{why}; --resume continues it"
+    if run_id in errors:  # a trial that errored before its run could start
         return "failed", errors[run_id]
-    if run_dir.exists():
-        return "incomplete", "interrupted; --resume continues it"
     return "not run", ""
 
 
@@ -113,7 +114,7 @@ def hestness_selection(runs: pd.DataFrame, settled_only: bool = True) -> pd.Data
     """Per (arch, N, D): the median across seeds of each run's minimum dev loss (Hestness et al.)."""
     use = runs[np.isfinite(runs["min_dev_loss"])]
     if settled_only:
-        use = use[use["min_settled"] & use["status"].isin(["finished", "pruned"])]
+        use = use[use["min_settled"] & use["status"].isin(list(FIT_STATUSES))]
     if use.empty:
         return pd.DataFrame(columns=["arch", "label", "N", "subset", "D", "hours", "seeds", "median_min_dev_loss",
                                      "spread"])
@@ -134,4 +135,4 @@ def curves_of(points: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-__all__ = ["POINT_COLUMNS", "load_tables", "run_status", "hestness_selection", "curves_of"]
+__all__ = ["POINT_COLUMNS", "FIT_STATUSES", "load_tables", "run_status", "hestness_selection", "curves_of"]
