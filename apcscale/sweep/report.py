@@ -34,7 +34,7 @@ def write_report(res: SweepResults, plan: Plan, decisions: list[dict], *, wall_s
     counts = in_plan["status"].value_counts().to_dict()
     shown = {"stopped": "stopped (pruned)", "interrupted": "interrupted (--resume continues them)"}
     L.append("runs: " + ", ".join(f"{counts.get(s, 0)} {shown.get(s, s)}"
-                                  for s in ("finished", "stopped", "failed", "interrupted", "not run")
+                                  for s in ("finished", "stopped", "failed", "interrupted", "running", "not run")
                                   if counts.get(s, 0) or s in ("finished", "stopped", "failed")))
     spent = float(runs["flops"].sum())
     planned = float(in_plan["planned_flops"].sum())

@@ -41,14 +41,18 @@ def _read_curve(run_dir: Path) -> pd.DataFrame:
 FIT_STATUSES = ("finished", "stopped")
 
 
-def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str) -> tuple[str, str]:
+def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str,
+               live: bool = False) -> tuple[str, str]:
     """(status, note) of a run for the tables: finished, stopped (by the scheduler: pruned),
-    failed, interrupted (resumable) or not run. The status is the run directory's (RunDir);
-    `stops` (the scheduler's stop decisions) give a stopped run's reason; `errors` (Tune's
-    trial errors) the error of a run that failed before it could record one."""
+    failed, interrupted (resumable), running (only while a driver holds the sweep: `live`) or
+    not run. The status is the run directory's (RunDir); `stops` (the scheduler's stop
+    decisions) give a stopped run's reason; `errors` (Tune's trial errors) the error of a run
+    that failed before it could record one."""
     rd = RunDir(run_dir)
     summary = rd.read_summary() or {}
-    status = rd.effective_status()
+    status = rd.effective_status(live=live)
+    if status == RUNNING:
+        return "running", "being trained by the live sweep"
     if status == FAILED:
         return "failed", str(summary.get("error") or errors.get(run_id) or "failed")
     if status == STOPPED:
@@ -56,12 +60,23 @@ def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], ru
         return "stopped", str(reason or summary.get("error") or "stopped by the scheduler")
     if status == FINISHED:
         return "finished", ""  # possibly after a crash and a retry (Tune keeps the first error's log)
-    if status in (INTERRUPTED, RUNNING):
+    if status == INTERRUPTED:
         why = summary.get("error") or "the process training it ended without a word (killed, or its driver died)"
         return "interrupted", f"{why}; --resume continues it"
     if run_id in errors:  # a trial that errored before its run could start
         return "failed", errors[run_id]
     return "not run", ""
+
+
+def _live_elsewhere(sweep_dir: Path) -> bool:
+    """A driver other than this process holds the sweep (its "running" runs are being trained)."""
+    import os
+    import socket
+
+    from apcscale.sweep.lock import holder
+
+    h = holder(sweep_dir)
+    return h is not None and (h.get("pid") != os.getpid() or h.get("host") != socket.gethostname())
 
 
 def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan, list[dict]]:
@@ -70,10 +85,11 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
     decisions = DecisionLog(sweep_dir / DECISIONS).read()
     stops = {d["run_id"]: d for d in decisions if d.get("action") == "stop" and d.get("mode") in ("prune", "asha")}
     errors = _tune_errors(sweep_dir)
+    live = _live_elsewhere(sweep_dir)
     point_frames, run_rows = [], []
     for r in [*plan.runs, *plan.backlog]:
         run_dir = sweep_dir / "runs" / r.run_id
-        status, note = run_status(run_dir, stops, errors, r.run_id)
+        status, note = run_status(run_dir, stops, errors, r.run_id, live=live)
         curve = _read_curve(run_dir)
         meta = {"run_id": r.run_id, "arch": r.arch, "width": r.width, "depth": r.depth, "label": r.label, "N": r.N,
                 "N_total": r.N_total, "subset": r.subset, "D": r.D, "hours": r.hours, "seed": r.seed}
