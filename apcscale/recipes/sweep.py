@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]interrupted[/]: {_interrupted_hint(args)}", soft_wrap=True)
         return 130
     except Exception as exc:
-        from apcscale.data import DataError
+        from apcscale.data.errors import DataError  # (not apcscale.data: that imports torch)
         from apcscale.sweep.lock import SweepLockError
         from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
 
@@ -178,14 +178,14 @@ def _resume(console, args, sweep_dir: Path, started: float) -> int:
 
 
 def _plan(console, args, path, recipe, sweep_dir: Path, started: float) -> int:
-    from apcscale.sweep.display import plan_summary, plan_table
-    from apcscale.sweep.planner import build_plan
-    from apcscale.train.run import resolve_manifest
-
     if sweep_dir.exists() and any(sweep_dir.iterdir()) and not args.dry_run:
         if not args.overwrite:
             raise RecipeError("output_dir", f"{sweep_dir} already holds a sweep; --resume continues it, "
                                             "--overwrite replaces it, or choose another --output / name")
+    from apcscale.sweep.display import plan_summary, plan_table
+    from apcscale.sweep.planner import build_plan
+    from apcscale.train.run import resolve_manifest
+
     console.print(f"[bold]sweep {recipe.name}[/] from {path}" + (f": {recipe.description}" if recipe.description else ""))
     manifest = resolve_manifest(recipe.data, progress=True)
     capacity = None
@@ -231,7 +231,24 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
         console.print(f"[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
                       f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else ""))
         return 130
+    crashed = _crashed_runs(sweep_dir, plan)
+    if crashed:  # a diverged run is a result; a run that crashed past its retries is an error
+        console.print(f"[bold red]{len(crashed)} run(s) failed with an error[/] (not in the selection or the fits): "
+                      + "; ".join(f"{r}: {e}" for r, e in crashed), soft_wrap=True, markup=False)
+        return 1
     return 0
+
+
+def _crashed_runs(sweep_dir: Path, plan) -> list[tuple[str, str]]:
+    """(run id, error) of the runs that failed for an error other than a diverging loss."""
+    from apcscale.train.rundir import RunDir
+
+    out = []
+    for r in [*plan.runs, *plan.backlog]:
+        summary = RunDir(sweep_dir / "runs" / r.run_id).read_summary() or {}
+        if summary.get("status") == "failed" and summary.get("end") != "diverged":
+            out.append((r.run_id, str(summary.get("error") or "")[:200]))
+    return out
 
 
 def _report_only(console, sweep_dir: Path) -> int:
