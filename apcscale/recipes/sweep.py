@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
+from rich.markup import escape
 
 from apcscale.recipes.train import find_recipe, list_recipes
 from apcscale.utils.schema import RecipeError, apply_override, from_dict, to_dict
@@ -86,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(console, Path(args.replay), args)
         return _run(console, args)
     except RecipeError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         # Ctrl-C before the sweep's trials started (reading, preparing, planning) or after they ended
-        console.print(f"[yellow]interrupted[/]: {_interrupted_hint(args)}", soft_wrap=True)
+        console.print(f"[yellow]interrupted[/]: {escape(_interrupted_hint(args))}", soft_wrap=True)
         return 130
     except Exception as exc:
         from apcscale.data.errors import DataError  # (not apcscale.data: that imports torch)
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
 
         if isinstance(exc, (SweepStateError, ClusterConnectionError, DataError, SweepLockError)):
-            console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             return 2
         raise
 
@@ -139,7 +140,7 @@ def _run(console, args) -> int:
     # before anything is read, prepared, deleted or written: a live driver of this sweep fails us here
     with SweepLock(sweep_dir).acquire(command=" ".join(sys.argv)) as lock:
         if lock.stale_message():
-            console.print(f"[yellow]{lock.stale_message()}[/]", soft_wrap=True)
+            console.print(f"[yellow]{escape(lock.stale_message())}[/]", soft_wrap=True)
         if args.resume:
             return _resume(console, args, sweep_dir, started)
         return _plan(console, args, path, recipe, sweep_dir, started)
@@ -229,7 +230,8 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
     console.print(f"total {time.time() - started:.0f}s")
     if outcome.interrupted:
         console.print(f"[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
-                      f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else ""))
+                      f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else ""),
+                      markup=True, highlight=False)
         return 130
     crashed = _crashed_runs(sweep_dir, plan)
     if crashed:  # a diverged run is a result; a run that crashed past its retries is an error

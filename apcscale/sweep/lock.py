@@ -60,7 +60,8 @@ def _read_holder(fh) -> dict[str, Any]:
 
 
 class SweepLock:
-    """Exclusive lock on a sweep directory, held from `acquire()` until `release()` or the process ends.
+    """Exclusive lock on a sweep directory, held from `acquire()` until `release()`, until the object
+    is garbage-collected (keep a reference), or until the process ends.
 
         with SweepLock(sweep_dir) as lock:   # raises SweepLockError naming the live holder
             print(lock.took_over)            # the previous holder's details, if its lock was stale
