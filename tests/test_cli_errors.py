@@ -113,7 +113,7 @@ def test_train_command_errors_are_one_line(tmp_path, prepared_fsdd):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: corrupt shard") and str(shard) in last
     assert last.endswith("the run is recorded interrupted in " + str(tmp_path / "runs" / "t" / "summary.json")
-                         + ": --resume continues it from its last checkpoint")
+                         + ": re-prepare the data, then --resume continues it from its last checkpoint")
 
     path.write_text(TRAIN.format(manifest=prepared_fsdd, lr=1e6, out=tmp_path / "runs2"))
     done = train_cli(path, "--no-progress")

@@ -73,6 +73,7 @@ def _overrides(args) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.list:
         list_recipes("sweep_", width=28)
         return 0
@@ -115,8 +116,12 @@ def _interrupted_hint(args) -> str:
     out = f" --output {args.output}" if args.output else ""
     if started:
         return f"continue with  {command} --resume{out}"
-    again = "run the same command again with --overwrite" if planned else "run the same command again"
-    return f"nothing was trained; {again} (data already prepared is reused): {command}{out}"
+    import shlex
+
+    same = "python -m apcscale.recipes.sweep " + shlex.join(a for a in args.argv if a != "--overwrite")
+    if planned:
+        return f"nothing was trained; start it again with  {same} --overwrite  (data already prepared is reused)"
+    return f"nothing was trained; run the same command again (data already prepared is reused):  {same}"
 
 
 def _load(args, console):
@@ -236,7 +241,7 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
     crashed = _crashed_runs(sweep_dir, plan)
     if crashed:  # a diverged run is a result; a run that crashed past its retries is an error
         console.print(f"[bold red]{len(crashed)} run(s) failed with an error[/] (not in the selection or the fits): "
-                      + "; ".join(f"{r}: {e}" for r, e in crashed), soft_wrap=True, markup=False)
+                      + escape("; ".join(f"{r}: {e}" for r, e in crashed)), soft_wrap=True)
         return 1
     return 0
 

@@ -86,13 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; recorded failed in {run_dir.summary_path}", file=sys.stderr)
         return 1
     except DataError as exc:
-        print(f"error: {exc}" + _recorded(run_dir), file=sys.stderr)
+        print(f"error: {exc}" + _recorded(run_dir, fix="re-prepare the data"), file=sys.stderr)
         return 2
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into a SystemExit
         sigterm = type(exc).__name__ == "SIGTERMException"
         print(f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'}" + (_recorded(run_dir) or
               "; nothing was trained yet"), file=sys.stderr)
         return 143 if sigterm else 130
+    except Exception as exc:  # a crash the run recorded (interrupted): one line here, the traceback in the run
+        if run_dir is None or run_dir.status != "interrupted":
+            raise
+        import traceback
+
+        path = run_dir.write_traceback(traceback.format_exc())
+        print(f"error: {type(exc).__name__}: {exc} (traceback in {path})" + _recorded(run_dir), file=sys.stderr)
+        return 1
     s = result.summary
     print(json.dumps({k: s[k] for k in ("name", "label", "N", "frames", "flops", "final_dev_loss",
                                         "copy_baseline", "wall_time", "status")}, indent=1))
@@ -101,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _recorded(run_dir) -> str:
+def _recorded(run_dir, fix: str = "") -> str:
     """Where the run stands after an error or a signal (its summary, through RunDir)."""
     if run_dir is None or run_dir.read_summary() is None:
         return ""
     status = run_dir.status
     if status == "interrupted":
-        return f"; the run is recorded interrupted in {run_dir.summary_path}: --resume continues it from its last checkpoint"
+        return (f"; the run is recorded interrupted in {run_dir.summary_path}: " + (f"{fix}, then " if fix else "")
+                + "--resume continues it from its last checkpoint")
     return f"; the run is recorded {status} in {run_dir.summary_path}"
 
 

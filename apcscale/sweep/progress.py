@@ -224,7 +224,9 @@ class SweepProgress(Callback):
         run_id = self.board.run_of(trial.trial_id)
         if run_id:
             self.board.on_end(run_id, "failed")
-            self._say(f"failed {run_id} after retries: {_first_line(trial)}", "red")
+            where = getattr(trial, "error_file", None)
+            self._say(f"failed {run_id} after retries: {_first_line(trial)}"
+                      + (f" (traceback: {where})" if where else ""), "red")
         self._draw(force=True)
 
     def on_experiment_end(self, trials, **info) -> None:

@@ -110,8 +110,18 @@ def init_ray(recipe: SweepRecipe, address: str | None = None) -> dict[str, float
             ray.init(num_cpus=recipe.ray.num_cpus, num_gpus=recipe.ray.num_gpus, runtime_env=env, **kwargs)
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     logging.getLogger("ray.train").setLevel(logging.WARNING)
+    # a crashed trial: the progress shows one line (retrying / failed) and the run records its error;
+    # the traceback Tune logs for it would bury them (it stays in the trial's error.txt under tune/)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _TrialTaskFailed) for f in controller.filters):
+        controller.addFilter(_TrialTaskFailed())
     res = ray.cluster_resources()
     return {"cpus": float(res.get("CPU", 0.0)), "gpus": float(res.get("GPU", 0.0))}
+
+
+class _TrialTaskFailed(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trial task failed for trial")
 
 
 def make_scheduler(recipe: SweepRecipe, plan: Plan, sweep_dir: Path, board: SweepBoard, pruning: str):

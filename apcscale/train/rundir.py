@@ -4,6 +4,7 @@
       summary.json      N, C, D, status, why it ended, final and best dev loss, the whole curve
       curve.csv         one row per dev evaluation (frames, FLOPs, steps, wall time, dev loss, ...)
       checkpoints/      last.ckpt (every evaluation) and best.ckpt (lowest dev loss)
+      traceback.txt     the traceback of the crash that interrupted the run (the train command)
       recipe.yaml, logs/  written by apcscale.train.run
 
 Every module that reads or writes summary.json or curve.csv goes through `RunDir`; nothing
@@ -204,6 +205,13 @@ class RunDir:
         """running -> interrupted (resumable). end: "error" (an exception), "signal" (SIGINT,
         SIGTERM, Tune ending the trial without a decision)."""
         return self._move(INTERRUPTED, {**fields, "end": end, "error": error})
+
+    def write_traceback(self, text: str) -> Path:
+        """Keep the traceback of the crash that interrupted the run (traceback.txt); returns its path."""
+        path = self.path / "traceback.txt"
+        self.path.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
 
     # ----- the learning curve ---------------------------------------------------------------
     def read_curve(self) -> list[dict[str, float]]:
