@@ -126,3 +126,21 @@ def test_train_dir_refuses_to_resume_what_ended_or_to_clobber(tmp_path):
     rd.append_point({"frames": 1.0})
     assert rd.prepare(resume=True, overwrite=False) is None  # no checkpoint: it starts over, clean
     assert not any(rd.path.iterdir())
+
+
+def test_only_a_prune_or_asha_decision_stops_a_run(tmp_path):
+    """How a trial tells a scheduler stop from Ctrl-C (both reach it as SystemExit): the decision log."""
+    from apcscale.sweep.trainable import scheduler_stop
+
+    log = tmp_path / "decisions.jsonl"
+    log.write_text("\n".join([
+        json.dumps({"run_id": "a", "action": "continue", "mode": "prune"}),
+        json.dumps({"run_id": "b", "action": "stop", "mode": "shadow", "reason": "would stop"}),
+        json.dumps({"run_id": "c", "action": "stop", "mode": "asha", "reason": "ASHA"}),
+        '{"run_id": "a", "action": "st',  # torn by a kill
+    ]) + "\n")
+    assert scheduler_stop(tmp_path, "a") is None and scheduler_stop(tmp_path, "b") is None
+    assert scheduler_stop(tmp_path, "c")["reason"] == "ASHA"
+    with log.open("a") as fh:
+        fh.write(json.dumps({"run_id": "a", "action": "stop", "mode": "prune", "reason": "above the frontier"}) + "\n")
+    assert scheduler_stop(tmp_path, "a")["reason"] == "above the frontier"

@@ -100,3 +100,30 @@ def test_an_unwritable_output_fails_first(tmp_path, capsys):
     assert sweep_main([str(recipe), "--output", str(blocker / "out"), "--no-progress"]) == 2
     out = capsys.readouterr().out
     assert out.startswith(f"error: cannot write to the output directory {blocker / 'out'}: Not a directory"), out
+
+
+def test_a_report_of_a_live_sweep_shows_its_runs_running(tmp_path):
+    """A run whose summary says running is interrupted (its process is gone) unless a live driver
+    holds the sweep: then `--report` from another process shows it running."""
+    from apcscale.sweep.plan import Plan, PlannedRun
+    from apcscale.sweep.tables import load_tables
+    from apcscale.train.rundir import RunDir
+
+    sweep = tmp_path / "s"
+    run = PlannedRun(run_id="r", arch="lstm", width=8, depth=1, label="lstm-w8-d1", subset="d0", D=1000, hours=0.003,
+                     seed=0, N=100, N_total=200, flops_per_frame=600.0, planned_frames=1000, planned_flops=6e5,
+                     est_seconds=1.0, cpus=1, gpus=0, workers=1, recipe={})
+    sweep.mkdir()
+    Plan(name="s", manifest="m.json", runs=[run]).save(sweep / "plan.json")
+    RunDir(sweep / "runs" / "r").start()
+    assert load_tables(sweep)[1].set_index("run_id").loc["r", "status"] == "interrupted"
+    code = f"from apcscale.sweep.lock import SweepLock; lock = SweepLock({str(sweep)!r}).acquire(); print('held', flush=True); " \
+           "import time; time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        assert load_tables(sweep)[1].set_index("run_id").loc["r", "status"] == "running"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
