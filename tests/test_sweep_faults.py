@@ -176,8 +176,9 @@ def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked
         pd.testing.assert_frame_equal(g.loc[upto, cols].reset_index(drop=True), w.loc[upto, cols].reset_index(drop=True))
         # after it: the same schedule, on batches in another order (the data stream restarts, docs/reliability.md)
         assert np.all(np.abs(g["frames"].to_numpy() - w["frames"].to_numpy()) <= 16 * 64)
+        # (measured: up to 2.7% apart mid-curve, 0.9% at the end, on the first run of this test)
         rel = np.abs(g["dev_loss"].to_numpy() / w["dev_loss"].to_numpy() - 1)
-        assert rel.max() < 0.03, (run_id, rel)
+        assert rel.max() < 0.06 and rel[-1] < 0.03, (run_id, rel)
     # fit.json holds the frontier's segments as records, not repr strings
     segments = json.loads((sweep / "results" / "fit.json").read_text())["frontier"]["all"]["segments"]
     assert segments and all(set(s) == {"run_id", "C_start", "C_end", "n_points"} for s in segments)

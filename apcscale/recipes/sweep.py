@@ -235,8 +235,8 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
     console.print(f"total {time.time() - started:.0f}s")
     if outcome.interrupted:
         console.print(f"[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
-                      f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else ""),
-                      markup=True, highlight=False)
+                      + escape(f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else "")),
+                      soft_wrap=True)
         return 130
     crashed = _crashed_runs(sweep_dir, plan)
     if crashed:  # a diverged run is a result; a run that crashed past its retries is an error
