@@ -56,9 +56,8 @@ TARGET_COMPUTE, TARGET_ALPHA, TARGET_LINF = 0.50, 0.10, 0.03
 
 
 def bench_recipe(args) -> SweepRecipe:
-    common = {"name": "bench", "output_dir": str(args.output), "budget": {},
-              "ray": {"max_failures": 1, "num_cpus": args.cpus}}
-    if args.grid == "default":
+    common = {"name": "bench", "output_dir": str(args.output), "ray": {"max_failures": 1, "num_cpus": args.cpus}}
+    if args.grid == "default":  # the default study as a user runs it (its design, budget and stopping rule)
         recipe = to_dict(load_sweep_recipe(ROOT / "recipes" / "sweep_default.yaml"))
         recipe["data"]["audio"] = args.audio
         if args.frames:
@@ -67,7 +66,7 @@ def bench_recipe(args) -> SweepRecipe:
             recipe["eval"]["points"] = args.eval_points
         return from_dict(SweepRecipe, {**recipe, **common})
     return from_dict(SweepRecipe, {
-        **common,
+        **common, "budget": {},
         "data": {"audio": args.audio, "crop_frames": 128, "batch_size": 32, "num_workers": 0, "eval_crop_frames": 400},
         "grid": {
             "models": {
@@ -169,8 +168,15 @@ def main(argv=None) -> int:
         res = collect(sweep_dir, wall_seconds=wall, mode=mode)
         fr = res.frontier or {}
         runs = res.runs
-        stopped = {r: float(f) for r, f, s in zip(runs["run_id"], runs["flops"], runs["status"]) if s == "pruned"}
+        stopped = {r: float(f) for r, f, s in zip(runs["run_id"], runs["flops"], runs["status"]) if s in ("pruned", "stopped")}
+        joint = {a: ({k: float(v) for k, v in j["fit"].params.items()},
+                     {k: [float(x) for x in v] for k, v in j["fit"].intervals.items()})
+                 for a, j in res.fits.get("joint", {}).items() if "fit" in j}
+        frontiers = {a: ({k: float(v) for k, v in f["fit"].params.items()},
+                         {k: [float(x) for x in v] for k, v in f["fit"].intervals.items()})
+                     for a, f in res.fits.get("frontier", {}).items() if f.get("fit") is not None}
         rows[mode] = {"flops": float(runs["flops"].sum()), "wall": wall, "alpha": fr.get("alpha", math.nan),
+                      "joint": joint, "frontiers": frontiers,
                       "L_inf": fr.get("L_inf", math.nan), "alpha_interval": fr.get("alpha_interval"),
                       "stopped": stopped, "failed": int((runs["status"] == "failed").sum()),
                       "fit_error": fr.get("error"),
@@ -246,6 +252,27 @@ def main(argv=None) -> int:
                 verdict.setdefault(mode, {}).setdefault("by_arch", {})[arch] = {"alpha": a, "L_inf": l}
             per.add_row(*cells)
         console.print(per)
+    if base is not None and base.get("joint") is not None:
+        inside = Table(title="laws of each pruned sweep against the no-pruning sweep's 90% intervals "
+                             "(issue 11's target: every parameter inside)", title_justify="left", header_style="bold")
+        for col in ("mode", "law", "parameters inside the no-pruning intervals", "outside"):
+            inside.add_column(col)
+        for mode, r in rows.items():
+            if mode == "off" or "joint" not in r:
+                continue
+            for kind, key in (("L(N, D)", "joint"), ("L(C)", "frontiers")):
+                for arch, (ref_params, ref_iv) in base[key].items():
+                    got = r[key].get(arch)
+                    if got is None:
+                        inside.add_row(mode, f"{kind} {arch}", "not fitted", "-")
+                        verdict.setdefault(mode, {}).setdefault("laws_inside", {})[f"{kind} {arch}"] = False
+                        continue
+                    out = [f"{k} {v:.4g} not in [{ref_iv[k][0]:.4g}, {ref_iv[k][1]:.4g}]" for k, v in got[0].items()
+                           if k in ref_iv and not (ref_iv[k][0] <= v <= ref_iv[k][1])]
+                    inside.add_row(mode, f"{kind} {arch}", f"{len(got[0]) - len(out)} of {len(got[0])}",
+                                   "; ".join(out) or "-")
+                    verdict.setdefault(mode, {}).setdefault("laws_inside", {})[f"{kind} {arch}"] = not out
+        console.print(inside)
     console.print(f"targets: frontier pruning <= {TARGET_COMPUTE:.0%} of the no-pruning compute, |d alpha_C| <= "
                   f"{TARGET_ALPHA:.0%}, |d L_inf| <= {TARGET_LINF:.0%}; ASHA worse on that trade")
     for name, h in hindsight.items():

@@ -9,7 +9,7 @@ import pytest
 from apcscale.recipes.sweep import main as sweep_main
 from apcscale.sweep.plan import Plan, PlannedRun, simulate_makespan
 from apcscale.sweep.planner import build_plan, order_runs
-from apcscale.sweep.selection import select_runs
+from apcscale.sweep.budget import select_runs
 from apcscale.sweep.recipe import ComputeBudget, SweepRecipe, load_sweep_recipe
 from apcscale.utils.schema import RecipeError, from_dict
 

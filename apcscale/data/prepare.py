@@ -171,7 +171,11 @@ def choose_dev(files: list[AudioFile], fraction: float, seed: int,
             dev = [min(files, key=lambda f: scores[f.key])]
         dev_keys = {f.key for f in dev}
         train = [f for f in files if f.key not in dev_keys]
-        info = {"by": "utterance", "fraction": fraction}
+        unknown = [f.rel for f in files if f.speaker is None]
+        reason = ("asked" if by == "utterance" else
+                  f"no speaker could be read from the names of {len(unknown)} of {len(files)} files "
+                  f"(e.g. {unknown[0]})" if unknown else "only one speaker in the corpus")
+        info = {"by": "utterance", "fraction": fraction, "reason": reason}
     return train, dev, info
 
 
@@ -475,6 +479,10 @@ def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int |
     files, silent = silent_skips(files, screen(files, out, workers=int(workers or _cpu_count()), console=console))
     plan = make_plan(files, scan_skipped + silent, opts, n_mels, files_found=found)
     plan_hash = plan.digest()
+    if plan.split.get("by") == "utterance" and plan.split.get("reason") != "asked":
+        console.print(f"[yellow]dev split by utterance, not by speaker[/yellow]: {plan.split['reason']}; dev "
+                      "utterances share their speakers with the training data (name files <speaker>/<file> or "
+                      "<speaker>_<id>.wav to hold out whole speakers)")
 
     with _locked(out):
         if _manifest_is_current(out, plan_hash, str(root)):

@@ -229,6 +229,7 @@ class APCModule(L.LightningModule):
             "wall_time": self.wall_time,
             "clock": self.clock.state_dict() if self.clock else None,
             "last_eval": self.last_eval,
+            "stopping": getattr(self, "stopping_state", None),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -238,5 +239,7 @@ class APCModule(L.LightningModule):
         self.train_time = float(state.get("train_time", 0.0))
         self._wall_offset = float(state.get("wall_time", 0.0))
         self.last_eval = dict(state.get("last_eval") or {})
+        if state.get("stopping") is not None:
+            self.stopping_state = state["stopping"]
         if state.get("clock") and self.clock is not None:
             self.clock.load_state_dict(state["clock"])

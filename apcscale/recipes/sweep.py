@@ -129,6 +129,10 @@ def _load(args, console):
 
     path = find_recipe(args.recipe or DEFAULT, prefix="sweep_")
     recipe = load_sweep_recipe(path, _overrides(args))
+    if recipe.name is None:  # named after the corpus: <corpus>-<recipe>
+        from apcscale.sweep.design import study_name
+
+        recipe.name = study_name(recipe.data, path)
     return path, recipe
 
 
@@ -234,7 +238,7 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
     console.print(f"results in {sweep_dir / 'results'} (report.txt, points.csv, runs.csv, fit.json, curves.png, law_nd.png)")
     console.print(f"total {time.time() - started:.0f}s")
     if outcome.interrupted:
-        console.print(f"[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
+        console.print("[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
                       + escape(f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else "")),
                       soft_wrap=True)
         return 130

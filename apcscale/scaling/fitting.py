@@ -75,6 +75,43 @@ def huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
     return rho, psi
 
 
+class Target:
+    """What the fit matches, in log space: exact losses, or intervals [lo, hi] that hold the loss.
+
+    An exact point (lo == hi) has the usual residual log L_hat - log L. An interval point has
+    residual 0 while the prediction lies inside it and its distance to the nearer end outside it
+    (lo = 0 makes it a censored point: only the upper bound holds). `center` is a point estimate
+    used only where the fitter needs a scale (initialisation grids, bounds)."""
+
+    def __init__(self, center: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None):
+        self.center = np.asarray(center, dtype=float)
+        self.lo = self.center if lo is None else np.asarray(lo, dtype=float)
+        self.hi = self.center if hi is None else np.asarray(hi, dtype=float)
+        self.exact = self.lo >= self.hi
+
+    def res(self, lp: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.maximum(lp - self.hi, 0.0) + np.minimum(lp - self.lo, 0.0)
+
+    def active(self, lp: np.ndarray) -> np.ndarray:
+        return self.exact | (lp >= self.hi) | (lp <= self.lo)
+
+    def __getitem__(self, idx) -> "Target":
+        return Target(self.center[idx], self.lo[idx], self.hi[idx])
+
+
+def _res(lp: np.ndarray, logy) -> np.ndarray:
+    return logy.res(lp) if isinstance(logy, Target) else lp - logy
+
+
+def _act(lp: np.ndarray, logy) -> np.ndarray | float:
+    return logy.active(lp) if isinstance(logy, Target) else 1.0
+
+
+def _center(logy) -> np.ndarray:
+    return logy.center if isinstance(logy, Target) else logy
+
+
 def _objective(r: np.ndarray, W: np.ndarray, delta: float) -> np.ndarray:
     rho, _ = huber(r, delta)
     return (W * rho).sum(axis=-1) / (delta * delta * W.sum(axis=-1))
@@ -85,7 +122,7 @@ def grid_objective(law: Law, grid: np.ndarray, U: np.ndarray, logy: np.ndarray, 
     """Objective of every grid point (K,), or the per-point Huber terms (K, n), in chunks."""
     out = []
     for s in range(0, len(grid), chunk):
-        r = law.log_predict(grid[s : s + chunk], U) - logy
+        r = _res(law.log_predict(grid[s : s + chunk], U), logy)
         rho, _ = huber(r, delta)
         rho = rho / (delta * delta)
         out.append(rho if per_point else (rho * w).sum(axis=1) / w.sum())
@@ -103,9 +140,9 @@ def lbfgs(law: Law, theta0: np.ndarray, U: np.ndarray, logy: np.ndarray, w: np.n
 
     def f(th):
         lp, J = law.log_predict_jac(th[None, :], U)
-        r = lp[0] - logy
+        r = _res(lp[0], logy)
         rho, psi = huber(r, delta)
-        return float((w * rho).sum() / norm), J[0].T @ (w * psi) / norm
+        return float((w * rho).sum() / norm), J[0].T @ (w * psi * _act(lp[0], logy)) / norm
 
     res = optimize.minimize(f, theta0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
                             options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20})
@@ -123,7 +160,8 @@ def lm_batch(law: Law, theta0: np.ndarray, U: np.ndarray, logy: np.ndarray, W: n
     B, P = theta0.shape
     theta = np.clip(np.array(theta0, dtype=float), lo, hi)
     lp, J = law.log_predict_jac(theta, U)
-    r = lp - logy
+    r = _res(lp, logy)
+    act = np.broadcast_to(_act(lp, logy), r.shape).astype(float)
     F = _objective(r, W, delta)
     lam = np.full(B, 1e-3)
     active = np.ones(B, dtype=bool)
@@ -134,7 +172,7 @@ def lm_batch(law: Law, theta0: np.ndarray, U: np.ndarray, logy: np.ndarray, W: n
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        Ja, ra, th = J[idx], r[idx], theta[idx]
+        Ja, ra, th = J[idx] * act[idx][:, :, None], r[idx], theta[idx]
         om = W[idx] * np.minimum(1.0, delta / np.maximum(np.abs(ra), 1e-300))
         JtW = np.swapaxes(Ja * om[:, :, None], 1, 2)  # (b, P, n)
         H = JtW @ Ja
@@ -153,13 +191,14 @@ def lm_batch(law: Law, theta0: np.ndarray, U: np.ndarray, logy: np.ndarray, W: n
             step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
         new = np.clip(th + step, lo, hi)
         lp_n, J_n = law.log_predict_jac(new, U)
-        r_n = lp_n - logy
+        r_n = _res(lp_n, logy)
+        act_n = np.broadcast_to(_act(lp_n, logy), r_n.shape).astype(float)
         rho, _ = huber(r_n, delta)
         F_n = (W[idx] * rho).sum(axis=1) / (delta * delta * wsum[idx])
         ok = np.isfinite(F_n) & (F_n <= F[idx])
         acc = idx[ok]
         small = (F[idx] - F_n) <= ftol * (1.0 + F[idx])
-        theta[acc], J[acc], r[acc] = new[ok], J_n[ok], r_n[ok]
+        theta[acc], J[acc], r[acc], act[acc] = new[ok], J_n[ok], r_n[ok], act_n[ok]
         F[acc] = F_n[ok]
         lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
         rej = idx[~ok]
@@ -343,8 +382,8 @@ def _sandwich_samples(law: Law, theta: np.ndarray, U: np.ndarray, logy: np.ndarr
                       lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, n_draws: int = 2000) -> np.ndarray:
     """Draws of theta from the robust (sandwich) normal approximation, clipped to the bounds."""
     lp, J = law.log_predict_jac(theta[None, :], U)
-    r = lp[0] - logy
-    J = J[0]
+    r = _res(lp[0], logy)
+    J = J[0] * np.broadcast_to(_act(lp[0], logy), r.shape).astype(float)[:, None]
     inside = (np.abs(r) <= delta).astype(float)
     _, psi = huber(r, delta)
     A = (J * (w * inside)[:, None]).T @ J
@@ -396,8 +435,14 @@ def fit_law(
     labels: Sequence | None = None,
     on_bad: OnBad = "raise",
     n_starts: int = N_STARTS,
+    lo=None,
+    hi=None,
 ) -> FitResult:
-    """Fit ``law`` to covariates X (n, n_vars) and losses y. See the module docstring."""
+    """Fit ``law`` to covariates X (n, n_vars) and losses y. See the module docstring.
+
+    ``lo``/``hi`` (optional, per row): the loss of a row is only known to lie in [lo, hi] (an
+    extrapolated or censored point: lo = 0 for an upper bound only); rows with lo == hi == y are
+    exact. The fit pays nothing for a prediction inside a row's interval (:class:`Target`)."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     t_start = time.perf_counter()
@@ -427,12 +472,20 @@ def fit_law(
     design = law.design(Xm)
     U = design.U
     logy = np.log(ym)
+    if lo is not None or hi is not None:
+        lo_a = np.minimum(as_float_array(lo, "lo")[mask] if lo is not None else ym, ym)
+        hi_a = np.maximum(as_float_array(hi, "hi")[mask] if hi is not None else ym, ym)
+        with np.errstate(divide="ignore"):
+            tgt = Target(logy, np.log(np.maximum(lo_a, 0.0)), np.log(hi_a))
+    else:
+        tgt = Target(logy)
+    exact = tgt.exact
     lo, hi = law.bounds(logy)
 
     # 1. grid + variable projection
     grid = law.grid(logy, U)
     d0 = HOFFMANN_DELTA
-    Fg = grid_objective(law, grid, U, logy, w, d0)
+    Fg = grid_objective(law, grid, U, tgt, w, d0)
     order = np.argsort(Fg)
     starts = [grid[i] for i in order[:n_starts]]
     floor_idx = np.flatnonzero(np.isclose(grid[:, law.floor_index], lo[law.floor_index]))
@@ -443,10 +496,10 @@ def fit_law(
         starts.append(vp)
 
     # 2. L-BFGS-B from the starts (robust delta), then with the working delta
-    fits = [lbfgs(law, s, U, logy, w, d0, lo, hi) for s in starts]
+    fits = [lbfgs(law, s, U, tgt, w, d0, lo, hi) for s in starts]
     best = min(range(len(fits)), key=lambda i: fits[i][1])
     theta0 = fits[best][0]
-    r0 = law.log_predict(theta0[None, :], U)[0] - logy
+    r0 = tgt.res(law.log_predict(theta0[None, :], U)[0])[exact]
     mad_sigma = 1.4826 * float(np.median(np.abs(r0 - np.median(r0))))
     if delta == "auto":
         dlt = max(1.345 * mad_sigma, 1e-6)
@@ -454,24 +507,25 @@ def fit_law(
         dlt = float(delta)
         if not dlt > 0:
             raise ValueError(f"delta must be > 0 or 'auto', got {delta!r}")
-    cand = [lbfgs(law, f[0], U, logy, w, dlt, lo, hi) for f in sorted(fits, key=lambda f: f[1])[:3]]
+    cand = [lbfgs(law, f[0], U, tgt, w, dlt, lo, hi) for f in sorted(fits, key=lambda f: f[1])[:3]]
     theta, F = min(cand, key=lambda c: c[1])
-    theta, Fb, _ = lm_batch(law, theta[None, :], U, logy, w[None, :], dlt, lo, hi)
+    theta, Fb, _ = lm_batch(law, theta[None, :], U, tgt, w[None, :], dlt, lo, hi)
     theta, F = theta[0], float(Fb[0])
 
     lp = law.log_predict(theta[None, :], U)[0]
-    r = lp - logy
+    r = tgt.res(lp)
     residuals = np.full(n, np.nan)
     residuals[rows] = r
     fitted = np.full(n, np.nan)
     fitted[rows] = np.exp(lp)
 
-    # outliers (robust z of the residuals)
-    med = float(np.median(r))
-    scale = 1.4826 * float(np.median(np.abs(r - med)))
+    # outliers (robust z of the residuals of exact points; an interval point has no residual inside it)
+    r_exact = r[exact]
+    med = float(np.median(r_exact)) if r_exact.size else 0.0
+    scale = 1.4826 * float(np.median(np.abs(r_exact - med))) if r_exact.size else 0.0
     outliers: list[Outlier] = []
-    if scale > 1e-12 and len(r) - law.n_params >= 8:  # fewer residuals: their MAD is not a usable scale
-        z = (r - med) / scale
+    if scale > 1e-12 and len(r_exact) - law.n_params >= 8:  # fewer residuals: their MAD is not a usable scale
+        z = np.where(exact, (r - med) / scale, 0.0)
         for k in np.flatnonzero(np.abs(z) > OUTLIER_Z):
             i = int(rows[k])
             name = labels[i] if labels is not None else i
@@ -496,10 +550,10 @@ def fit_law(
     # profile test for the floor: does the pure power law fit as well?
     fi = law.floor_index
     pinned = law.fixed_floor(theta, logy)
-    cands = [lbfgs(law, pinned, U, logy, w, dlt, lo, hi, fixed={fi: lo[fi]})]
+    cands = [lbfgs(law, pinned, U, tgt, w, dlt, lo, hi, fixed={fi: lo[fi]})]
     if floor_idx.size:
         gstart = law.fixed_floor(grid[floor_idx[np.argmin(Fg[floor_idx])]], logy)
-        cands.append(lbfgs(law, gstart, U, logy, w, dlt, lo, hi, fixed={fi: lo[fi]}))
+        cands.append(lbfgs(law, gstart, U, tgt, w, dlt, lo, hi, fixed={fi: lo[fi]}))
     F_nofloor = min(c[1] for c in cands)
     m = int(mask.sum())
     P = law.n_params
@@ -519,14 +573,14 @@ def fit_law(
     if bootstrap and G >= 3:
         method = "bootstrap"
         Wb = _bootstrap_weights(codes, G, int(bootstrap), rng, w)
-        tb, Fbs, conv = lm_batch(law, np.repeat(theta[None, :], len(Wb), axis=0), U, logy, Wb, dlt, lo, hi)
+        tb, Fbs, conv = lm_batch(law, np.repeat(theta[None, :], len(Wb), axis=0), U, tgt, Wb, dlt, lo, hi)
         # another basin? compare with the whole grid under each replicate's weights
-        Hg = grid_objective(law, grid, U, logy, w, dlt, per_point=True)
+        Hg = grid_objective(law, grid, U, tgt, w, dlt, per_point=True)
         Fgrid = (Hg @ Wb.T) / Wb.sum(axis=1)[None, :]
         kbest = np.argmin(Fgrid, axis=0)
         worse = np.flatnonzero(Fgrid[kbest, np.arange(len(Wb))] < Fbs - 1e-9)
         if worse.size:
-            t2, F2, c2 = lm_batch(law, grid[kbest[worse]], U, logy, Wb[worse], dlt, lo, hi)
+            t2, F2, c2 = lm_batch(law, grid[kbest[worse]], U, tgt, Wb[worse], dlt, lo, hi)
             better = F2 < Fbs[worse]
             tb[worse[better]], Fbs[worse[better]], conv[worse[better]] = t2[better], F2[better], c2[better]
         diagnostics.update(bootstrap=int(bootstrap), bootstrap_other_basin=int(worse.size),
@@ -536,7 +590,7 @@ def fit_law(
             warns.append(f"only {G} groups (runs) to resample: the bootstrap intervals are rough")
     else:
         method = "laplace"
-        theta_samples = _sandwich_samples(law, theta, U, logy, w, dlt, lo, hi, rng)
+        theta_samples = _sandwich_samples(law, theta, U, tgt, w, dlt, lo, hi, rng)
         if bootstrap and G < 3:
             warns.append(f"only {G} group(s): bootstrap impossible, intervals from the normal approximation")
 
@@ -574,14 +628,18 @@ def fit_law(
         intervals[name] = (float(a), float(b))
         ident[name] = bool(ok)
 
+    re_ = r[exact] if exact.any() else r
     stats_ = {
-        "rmse_log": float(np.sqrt(np.mean(r * r))),
-        "mae_log": float(np.mean(np.abs(r))),
+        "rmse_log": float(np.sqrt(np.mean(re_ * re_))),
+        "mae_log": float(np.mean(np.abs(re_))),
         "max_abs_log": float(np.max(np.abs(r))),
         "mad_sigma_log": float(scale),
         "huber_delta": float(dlt),
         "objective": float(F),
-        "r2_log": float(1 - np.sum(r * r) / max(np.sum((logy - logy.mean()) ** 2), 1e-300)),
+        "r2_log": float(1 - np.sum(re_ * re_) / max(np.sum((logy[exact] - logy[exact].mean()) ** 2), 1e-300))
+        if exact.sum() > 1 else math.nan,
+        "n_exact": int(exact.sum()),
+        "n_interval": int((~exact).sum()),
     }
     return FitResult(
         law=law.name, formula=law.formula, variables=tuple(law.variables), params=params, intervals=intervals,

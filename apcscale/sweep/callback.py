@@ -74,9 +74,14 @@ class TuneReportCallback(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not getattr(pl_module, "last_eval", None) or not trainer.is_global_zero:
             return
-        self.report_point(pl_module.last_eval)
+        clock = getattr(pl_module, "clock", None)
+        final = bool(clock is not None and clock.done(pl_module.frames_seen, trainer.global_step))
+        converging = bool((getattr(pl_module, "stopping_state", None) or {}).get("fired"))
+        self.report_point(pl_module.last_eval, final=final, converging=converging)
 
-    def report_point(self, ev: dict[str, float]) -> None:
+    def report_point(self, ev: dict[str, float], *, final: bool = False, converging: bool = False) -> None:
+        """final: the run's last evaluation (its budget spent or its cooldown over); converging: its
+        stopping rule has fired and it is cooling down to its end. The scheduler stops neither."""
         """Report one evaluation (a `last_eval` dict, or a row of the run's curve)."""
         key = (ev["frames"], ev["steps"])
         if key == self._last_key:
@@ -97,6 +102,8 @@ class TuneReportCallback(L.Callback):
             "lr": float(ev["lr"]),
             "fraction": float(ev["flops"]) / self.planned if self.planned > 0 else math.nan,
             "timestamp_s": time.time(),
+            "final": 1.0 if final else 0.0,
+            "converging": 1.0 if converging else 0.0,
             **self.extra,
         }
         metrics.update(extrapolate_to_end(self._compute, self._losses, self.planned, self.level, self.min_points))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from apcscale.sweep.plan import Plan, PlannedRun, _si
-from apcscale.sweep.selection import _decades
+from apcscale.sweep.budget import _decades
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,14 +70,18 @@ def plan_summary(plan: Plan) -> list[str]:
         by_arch.setdefault(r.arch, []).append(r.N)
     ds = sorted({r.D for r in plan.runs})
     spans = "; ".join(f"{a} N {_si(min(v))}-{_si(max(v))} ({_decades(v):.1f} decades)" for a, v in by_arch.items())
+    stopping = [r.recipe.get("stopping") or {} for r in plan.runs]
+    converge = bool(stopping) and all(s.get("enabled") for s in stopping)
     lines.append(f"{len(plan.runs)} runs: {spans}; D {_si(ds[0])}-{_si(ds[-1])} frames ({_decades(ds):.1f} decades); "
-                 "budget = frames each run trains on")
+                 + (f"each run trains until its dev loss stops improving (patience {stopping[0].get('patience')} "
+                    f"evaluations) or to its cap (the budget column)" if converge else
+                    "budget = frames each run trains on"))
     cap = plan.capacity
     if len({(r.cpus, r.gpus, r.workers) for r in plan.runs}) == 1 and plan.runs:
         lines.append(f"each trial: {_resources(plan.runs[0])}")
     lines.append(
         f"compute {_si(t['flops'])}FLOP, {t['cpu_hours']:.3g} CPU-h" + (f", {t['gpu_hours']:.3g} GPU-h" if t["gpu_hours"] else "")
-        + f"; est. wall time {fmt_seconds(plan.makespan())} on {cap.get('cpus', 0):g} CPUs"
+        + f"; est. wall time {'at most ' if converge else ''}{fmt_seconds(plan.makespan())} on {cap.get('cpus', 0):g} CPUs"
         + (f" + {cap.get('gpus', 0):g} GPUs" if cap.get("gpus") else "")
     )
     budget = {k: v for k, v in plan.budget.items() if v is not None}

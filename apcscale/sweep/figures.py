@@ -85,7 +85,7 @@ def plot_law(selection: pd.DataFrame, fits: dict[str, Any], path: Path, title: s
         for i, D in enumerate(ds):
             s = sel[sel["D"] == D].sort_values("N")
             color = cmap(i / max(1, len(ds) - 1) * 0.85)
-            ax.plot(s["N"], s["median_min_dev_loss"], "o", color=color, label=f"D = {_si(D)} frames")
+            ax.plot(s["N"], s["loss"], "o", color=color, label=f"D = {_si(D)} frames")
             if fit is not None:
                 grid = np.geomspace(sel["N"].min() / 1.5, sel["N"].max() * 1.5, 100)
                 ax.plot(grid, fit.predict(grid, np.full_like(grid, D)), "-", color=color, lw=1)

@@ -4,7 +4,7 @@
 complete training recipe (defaults, then the matching `rules`, in order) validated like a
 hand-written one; counts N and training FLOPs per frame (on the meta device) and the planned
 frames; estimates seconds (apcscale.sweep.probe); selects what fits the compute budget
-(apcscale.sweep.selection); and orders the selected runs (cheap first; at equal cost more
+(apcscale.sweep.budget); and orders the selected runs (cheap first; at equal cost more
 data first, so a data-limited run meets the frontier of its full-data twin).
 """
 
@@ -19,8 +19,9 @@ from typing import Any
 
 from apcscale.sweep.plan import FRAMES_PER_HOUR, Plan, PlannedRun, _si
 from apcscale.sweep.probe import _local_gpus, estimate_seconds
-from apcscale.sweep.recipe import Resources, SweepRecipe
-from apcscale.sweep.selection import select_runs
+from apcscale.sweep.design import choose_subsets, design_grid
+from apcscale.sweep.recipe import Resources, SizeSpec, SweepRecipe
+from apcscale.sweep.budget import select_runs
 from apcscale.train.config import TrainRecipe
 from apcscale.utils.schema import RecipeError, apply_override, from_dict, to_dict
 
@@ -46,6 +47,11 @@ def manifest_subsets(manifest_path: Path) -> tuple[dict[str, dict[str, Any]], in
         splits = getattr(m, "splits", None)
         if isinstance(splits, dict) and isinstance(splits.get("dev"), dict):
             dev = dict(splits["dev"])
+    how = m.data.get("split") if isinstance(getattr(m, "data", None), dict) else None
+    if isinstance(how, dict):  # how the dev split was made: by speaker or by utterance
+        dev["by"] = how.get("by")
+        dev["reason"] = how.get("reason")
+    dev["corpus_root"] = (m.data.get("source") or {}).get("root") if isinstance(getattr(m, "data", None), dict) else None
     return subsets, int(m.feature_dim), dev
 
 
@@ -74,6 +80,8 @@ def data_twins(runs: list[PlannedRun], subsets_info: dict[str, dict[str, Any]]) 
 
 
 def select_subsets(recipe: SweepRecipe, available: dict[str, dict[str, Any]]) -> list[str]:
+    if recipe.grid.subsets == "auto":
+        return choose_subsets(available, recipe.design, recipe.design.subset_step)[0]
     wanted = list(available) if recipe.grid.subsets == "all" else list(recipe.grid.subsets)
     for i, name in enumerate(wanted):
         if name not in available:
@@ -105,6 +113,7 @@ def base_run_recipe(recipe: SweepRecipe, manifest: Path, arch: str, size, subset
         "optim": to_dict(recipe.optim),
         "budget": to_dict(recipe.train_budget),
         "eval": to_dict(recipe.eval),
+        "stopping": to_dict(recipe.stopping),
         "trainer": trainer,
         "output_dir": str(recipe.sweep_dir / "runs"),
     }
@@ -162,6 +171,70 @@ def order_runs(runs: list[PlannedRun], how: str) -> list[PlannedRun]:
 
 
 # ----------------------------------------------------------------------------------------------
+# the grid: as written, or designed from the corpus and the budget
+# ----------------------------------------------------------------------------------------------
+
+def resolve_grid(recipe: SweepRecipe, manifest: Path, subsets_info: dict[str, dict[str, Any]],
+                 feature_dim: int) -> tuple[dict[str, list[SizeSpec]], list[str], list[str]]:
+    """The ladders and subsets a plan expands (`auto` ones designed: apcscale.sweep.design), and notes."""
+    if not recipe.auto:
+        ladders = {a: list(v) for a, v in recipe.grid.models.items()}
+        return ladders, select_subsets(recipe, subsets_info), []
+    largest = list(subsets_info)[-1]
+    info = subsets_info[largest]
+    mean_len = int(round(min(recipe.data.crop_frames, int(info["frames"]) / max(1, int(info.get("utterances") or 1)))))
+    counted: dict[tuple, dict[str, float]] = {}
+
+    def count(arch: str, shape: dict[str, int]) -> dict[str, float]:
+        key = (arch, *sorted(shape.items()))
+        if key not in counted:
+            size = SizeSpec(**shape)
+            model = base_run_recipe(recipe, manifest, arch, size, largest, 0)["model"]
+            counted[key] = count_run(model, feature_dim, mean_len)
+        return counted[key]
+
+    def cap_frames(D: int) -> int:
+        unit, total = recipe.train_budget.resolve(D)
+        return total if unit == "frames" else int(total * recipe.data.batch_size * mean_len)
+
+    auto_ladders = [a for a, v in recipe.grid.models.items() if v == "auto"]
+    if auto_ladders and recipe.budget.flops is None:
+        raise RecipeError("budget.flops", f"an auto ladder ({', '.join(auto_ladders)}) is sized by a compute budget "
+                                          "in FLOPs (the same on any machine); set budget.flops")
+    archs = {a: ("auto" if v == "auto" else [to_dict(s) for s in v]) for a, v in recipe.grid.models.items()}
+    fixed = [] if recipe.grid.subsets == "auto" else select_subsets(recipe, subsets_info)
+    design = design_grid(archs, subsets_info, recipe.design, auto_subsets=recipe.grid.subsets == "auto",
+                         fixed_subsets=fixed, seeds=list(recipe.grid.seeds), count=count, cap_frames=cap_frames,
+                         budget_flops=recipe.budget.flops)
+    ladders = {a: [SizeSpec(**{k: v for k, v in shape.items() if v is not None}) for shape in lad]
+               for a, lad in design.ladders.items()}
+    return ladders, design.subsets, design.notes
+
+
+def describe_data(subsets: list[str], info: dict[str, dict[str, Any]], dev: dict[str, Any]) -> list[str]:
+    """Plan notes: the subsets trained on with their hours, D's span, and how the dev split was made."""
+    frames = [int(info[s]["frames"]) for s in subsets]
+    span = math.log10(frames[-1] / frames[0]) if len(frames) > 1 and frames[0] > 0 else 0.0
+    listing = ", ".join(f"{s} {info[s]['frames'] / FRAMES_PER_HOUR * 60:.3g} min" for s in subsets)
+    lines = [f"subsets: {listing} ({span:.1f} decades of D)"]
+    if dev:
+        by = dev.get("by")
+        speakers = dev.get("speakers")
+        n_spk = len(speakers) if isinstance(speakers, list) else speakers
+        if by == "speaker":
+            how = f"{n_spk} whole speakers held out (no dev speaker in any training subset)"
+        elif by == "utterance":
+            why = dev.get("reason")
+            how = ("utterances held out at random, as asked (dev_by utterance)" if why == "asked" else
+                   f"utterances held out at random, not whole speakers: {why or 'no speaker in the file names'}")
+        else:
+            how = "held out"
+        lines.append(f"dev: {_si(float(dev.get('frames') or 0))} frames ({float(dev.get('frames') or 0) / FRAMES_PER_HOUR * 60:.3g} "
+                     f"min, {int(dev.get('utterances') or 0)} utterances), {how}")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
 # the plan
 # ----------------------------------------------------------------------------------------------
 
@@ -169,13 +242,14 @@ def build_plan(recipe: SweepRecipe, manifest: Path, *, probe: bool = True, capac
                probe_fn=None, log=print) -> Plan:
     """The validated, costed, budget-fitted and ordered plan of a sweep (no trial runs here)."""
     subsets_info, feature_dim, dev = manifest_subsets(manifest)
-    subsets = select_subsets(recipe, subsets_info)
+    ladders, subsets, design_notes = resolve_grid(recipe, manifest, subsets_info, feature_dim)
     d = recipe.data
     capacity = dict(capacity or {"cpus": float(recipe.ray.num_cpus or os.cpu_count() or 1),
                                  "gpus": float(recipe.ray.num_gpus or _local_gpus())})
+    spread = [s for s in recipe.design.spread_seeds if s not in recipe.grid.seeds]
 
     runs: list[PlannedRun] = []
-    for arch, ladder in recipe.grid.models.items():
+    for arch, ladder in ladders.items():
         for i_size, size in enumerate(ladder):
             try:
                 count_run(base_run_recipe(recipe, manifest, arch, size, subsets[0], 0)["model"], feature_dim, 1)
@@ -186,7 +260,7 @@ def build_plan(recipe: SweepRecipe, manifest: Path, *, probe: bool = True, capac
                 D = int(info["frames"])
                 utts = max(1, int(info.get("utterances", 0) or 1))
                 mean_len = min(d.crop_frames, D / utts)
-                for seed in recipe.grid.seeds:
+                for seed in [*recipe.grid.seeds, *(spread if subset == subsets[-1] else [])]:
                     run = base_run_recipe(recipe, manifest, arch, size, subset, seed)
                     counts = count_run(run["model"], feature_dim, int(round(mean_len)))
                     point = {"arch": arch, "width": size.width, "depth": size.depth, "subset": subset, "seed": seed,
@@ -216,6 +290,7 @@ def build_plan(recipe: SweepRecipe, manifest: Path, *, probe: bool = True, capac
     probe_info = estimate_seconds(recipe, manifest, runs, feature_dim, dev, subsets_info, probe=probe,
                                   probe_fn=probe_fn, log=log)
     selected, backlog, notes = select_runs(runs, recipe.budget)
+    notes = design_notes + describe_data(subsets, subsets_info, dev) + notes
     selected = order_runs(selected, recipe.plan.order)
     for i, r in enumerate(selected):
         r.order = i

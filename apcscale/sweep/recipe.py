@@ -29,9 +29,11 @@ from typing import Any, Literal
 
 from apcscale.models.config import ARCHITECTURES
 from apcscale.models.optim import OptimConfig
+from apcscale.sweep.design import DesignConfig
 from apcscale.sweep.policy import PolicyConfig
 from apcscale.train.budget import BudgetConfig, EvalConfig
 from apcscale.train.config import DataConfig, TrainerConfig
+from apcscale.train.stopping import StoppingConfig
 from apcscale.utils.schema import RecipeError, check, load_recipe
 
 #: sections of a run's training recipe that `rules[].set` may change, plus the trial's resources
@@ -56,10 +58,12 @@ class SizeSpec:
 
 @dataclass
 class GridConfig:
-    """models: architecture -> size ladder; subsets: manifest subset names, or "all"; seeds."""
+    """models: architecture -> size ladder, or "auto" (chosen from the corpus and the budget:
+    apcscale.sweep.design); subsets: manifest subset names, "all", or "auto" (spread over the
+    whole corpus, about 2x apart); seeds."""
 
-    models: dict[str, list[SizeSpec]] = field(default_factory=dict)
-    subsets: list[str] | str = "all"
+    models: dict[str, list[SizeSpec] | Literal["auto"]] = field(default_factory=dict)
+    subsets: list[str] | Literal["all", "auto"] = "auto"
     seeds: list[int] = field(default_factory=lambda: [0])
 
     def validate(self) -> None:
@@ -67,15 +71,15 @@ class GridConfig:
         for arch, ladder in self.models.items():
             if arch not in ARCHITECTURES:
                 raise RecipeError(f"models.{arch}", f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+            if ladder == "auto":
+                continue
             check(len(ladder) >= 1, f"models.{arch}", "the size ladder is empty")
             seen = set()
             for i, s in enumerate(ladder):
                 key = (s.width, s.depth, s.heads, s.ff_mult)
                 check(key not in seen, f"models.{arch}[{i}]", f"duplicate size {s.width}x{s.depth}")
                 seen.add(key)
-        if isinstance(self.subsets, str):
-            check(self.subsets == "all", "subsets", f"expected a list of subset names or 'all', got {self.subsets!r}")
-        else:
+        if not isinstance(self.subsets, str):
             check(len(self.subsets) >= 1, "subsets", "name at least one subset")
             check(len(set(self.subsets)) == len(self.subsets), "subsets", "names a subset twice")
         check(len(self.seeds) >= 1, "seeds", "name at least one seed")
@@ -254,7 +258,7 @@ class ModelDefaults:
 
 @dataclass
 class SweepRecipe:
-    name: str = "sweep"
+    name: str | None = None  # None: <corpus>-<recipe> (e.g. speechocean762-default), from the data
     description: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     grid: GridConfig = field(default_factory=GridConfig)
@@ -262,8 +266,10 @@ class SweepRecipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train_budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(epochs=10))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     rules: list[Rule] = field(default_factory=list)
+    design: DesignConfig = field(default_factory=DesignConfig)
     budget: ComputeBudget = field(default_factory=ComputeBudget)
     resources: Resources = field(default_factory=Resources)
     pruning: PruningConfig = field(default_factory=PruningConfig)
@@ -272,7 +278,8 @@ class SweepRecipe:
     output_dir: str = "sweeps"
 
     def validate(self) -> None:
-        check(bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}")
+        check(self.name is None or (bool(self.name) and "/" not in self.name), "name",
+              f"must be a non-empty name without '/' (or null: from the corpus), got {self.name!r}")
         try:  # a recipe without a grid section gets the default (empty) one, which from_dict never checked
             self.grid.validate()
         except RecipeError as exc:
@@ -283,7 +290,15 @@ class SweepRecipe:
 
     @property
     def sweep_dir(self) -> Path:
+        if self.name is None:
+            raise RecipeError("name", "the study has no name yet (name: null takes it from the corpus: "
+                                      "apcscale.sweep.design.study_name)")
         return Path(self.output_dir) / self.name
+
+    @property
+    def auto(self) -> bool:
+        """Does the design choose part of the grid (auto subsets or an auto ladder)?"""
+        return self.grid.subsets == "auto" or any(v == "auto" for v in self.grid.models.values())
 
 
 def load_sweep_recipe(path: str | Path, overrides: list[str] | None = None) -> SweepRecipe:

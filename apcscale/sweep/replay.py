@@ -146,8 +146,12 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
            timeline: str = "recorded", times: dict[tuple[str, float], float] | None = None,
            cooldown: dict[str, float | None] | None = None, sizes: dict[str, float] | None = None,
            groups: dict[str, str] | None = None, twins: dict[str, list[str]] | None = None, extrapolate=None,
-           bootstrap: int = 200) -> ReplayResult:
-    """Replay the frontier policy over `points` (the tidy table: run_id, flops, dev_loss, wall_time)."""
+           bootstrap: int = 200, frozen_from: dict[str, float] | None = None) -> ReplayResult:
+    """Replay the frontier policy over `points` (the tidy table: run_id, flops, dev_loss, wall_time).
+
+    frozen_from: run id -> compute from which the live scheduler took no decision for it (its last
+    evaluation, or its stopping rule fired and it was cooling down to its end)."""
+    frozen_from = frozen_from or {}
     from apcscale.sweep.fits import frontier_fit
     from apcscale.sweep.tables import curves_of
 
@@ -186,7 +190,7 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
         for run_id, c, l in zip(events["run_id"], events["flops"], events["dev_loss"]):
             if run_id in stops:
                 continue
-            if policy.observe(run_id, c, l) and c > 0:
+            if policy.observe(run_id, c, l) and c > 0 and c < frozen_from.get(run_id, math.inf):
                 d = policy.decide(run_id)
                 log.append(d.to_dict())
                 if d.action == "stop":
@@ -198,7 +202,7 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
                 for c, l in zip(odf["flops"], odf["dev_loss"]):
                     policy.observe(other, c, l)
             for c, l in zip(df["flops"], df["dev_loss"]):
-                if policy.observe(run_id, c, l) and c > 0:
+                if policy.observe(run_id, c, l) and c > 0 and c < frozen_from.get(run_id, math.inf):
                     d = policy.decide(run_id)
                     log.append(d.to_dict())
                     if d.action == "stop":
@@ -255,7 +259,25 @@ def replay_sweep(sweep_dir: str | Path, config: PolicyConfig | None = None, *, t
     planned = {r.run_id: r.planned_flops for r in everything}
     cooldown = {r.run_id: cooldown_start(r.recipe) for r in everything}
     return replay(points, planned, config, timeline=timeline, times=report_times(sweep_dir), cooldown=cooldown,
-                  twins=plan_twins(plan), bootstrap=bootstrap)
+                  twins=plan_twins(plan), bootstrap=bootstrap, frozen_from=frozen_from(points, runs))
+
+
+def frozen_from(points: pd.DataFrame, runs: pd.DataFrame) -> dict[str, float]:
+    """Per finished run, the compute from which the live scheduler decides nothing: the first evaluation
+    after its stopping rule fired, else its last evaluation."""
+    out = {}
+    for _, r in runs[runs["status"] == "finished"].iterrows():
+        df = points[(points["run_id"] == r["run_id"]) & np.isfinite(points["dev_loss"])]
+        if df.empty:
+            continue
+        end = float(df["flops"].max())
+        fired = r.get("cooldown_frames") if bool(r.get("converged") == True) else None  # noqa: E712
+        if fired is not None and np.isfinite(fired):
+            after = df[df["frames"] >= fired]
+            if len(after):
+                end = min(end, float(after["flops"].min()))
+        out[str(r["run_id"])] = end
+    return out
 
 
 __all__ = ["replay", "replay_sweep", "ReplayResult", "report_times", "hindsight_spend"]

@@ -139,6 +139,10 @@ class FrontierScheduler(FIFOScheduler):
         already = run_id in policy.stopped
         if not policy.observe(run_id, compute, loss) or compute <= 0:
             return TrialScheduler.STOP if (already and self.prune) else TrialScheduler.CONTINUE
+        if (result.get("final") or result.get("converging")) and not already:
+            # its last evaluation, or converging to its end after its stopping rule fired: a stop here
+            # would save nothing and would turn a converged loss into a censored one
+            return TrialScheduler.CONTINUE
         decision = policy.decide(run_id)
         if already:  # shadow mode: logged once, when first taken
             return TrialScheduler.CONTINUE if not self.prune else TrialScheduler.STOP

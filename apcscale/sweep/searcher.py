@@ -1,10 +1,14 @@
 """The plan as a Ray Tune Searcher: starts the planned runs in order, then, as pruning
 saves compute, grid points the budget had left out (the plan's backlog).
 
-Budget ledger: a run that ended counts what it actually spent (FLOPs reported,
-seconds x its resources); a run that is running or still queued counts its full
-planned cost. A backlog run starts only when its planned cost fits what is left,
-so redeployment never takes the sweep over its budget by the plan's estimates.
+Budget ledger: a run that ended counts the FLOPs it spent, and in CPU- or GPU-hours
+its planned hours scaled by the share of its planned FLOPs it spent (never the
+seconds it measured: on a busy machine a run takes longer, and the same recipe
+must start the same runs on a busy or an idle machine); a run that is running or
+still queued counts its full planned cost. Backlog runs start in their order, a
+run only when its planned cost fits what is left (so redeployment never takes the
+sweep over its budget by the plan's estimates, and what starts depends only on
+what the runs spent).
 When the backlog is empty (or nothing fits and nothing is running that could
 still save compute) the searcher reports FINISHED and the sweep ends when the
 running trials do.
@@ -82,18 +86,13 @@ class PlanSearcher(Searcher):
             return
         result = result or {}
         meta = self.meta[run_id]
-        seconds = float(result.get("time_total_s", math.nan))
-        if not math.isfinite(seconds):
-            seconds = meta["est_seconds"]
         flops = float(result.get("flops", math.nan))
         if not math.isfinite(flops):
             flops = meta["planned_flops"] if error else 0.0
-        self.ended[run_id] = {
-            "flops": flops,
-            "cpu_hours": seconds * meta["cpus"] * meta["workers"] / 3600.0,
-            "gpu_hours": seconds * meta["gpus"] * meta["workers"] / 3600.0,
-            "time": time.time(),
-        }
+        share = min(1.0, flops / meta["planned_flops"]) if meta["planned_flops"] > 0 else 1.0
+        planned = self._cost(run_id)
+        self.ended[run_id] = {"flops": flops, "cpu_hours": planned["cpu_hours"] * share,
+                              "gpu_hours": planned["gpu_hours"] * share, "time": time.time()}
 
     # ----- the ledger -----
     def _running(self) -> list[str]:
@@ -116,10 +115,10 @@ class PlanSearcher(Searcher):
         if not self.budget:
             return self.backlog.pop(0) if self.backlog else None
         used = self.committed()
-        for i, run_id in enumerate(self.backlog):
-            cost = self._cost(run_id)
-            if all(used[k] + cost[k] <= limit for k, limit in self.budget.items()):
-                return self.backlog.pop(i)
+        run_id = self.backlog[0]  # in order: a later, cheaper run never jumps the queue
+        cost = self._cost(run_id)
+        if all(used[k] + cost[k] <= limit for k, limit in self.budget.items()):
+            return self.backlog.pop(0)
         return None
 
     # ----- persistence (Tune calls these with its experiment checkpoints) -----

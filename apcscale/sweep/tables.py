@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apcscale.sweep.plan import Plan
+from apcscale.sweep.plan import Plan, cooldown_start
 from apcscale.sweep.scheduler import DECISIONS, DecisionLog
 from apcscale.train.rundir import CURVE_FIELDS, FAILED, FINISHED, INTERRUPTED, RUNNING, STOPPED, RunDir
 
@@ -103,6 +103,12 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
                 "status": [status] * len(curve),
             })
             point_frames.append(pts)
+        summary = RunDir(run_dir).read_summary() or {}
+        stopping = summary.get("stopping") or {}
+        fired = stopping.get("fired_at")
+        start = cooldown_start(r.recipe)
+        cooldown_frames = (float(fired) if fired is not None else
+                           start * r.planned_frames if start is not None else math.nan)
         losses = curve["dev/loss"].to_numpy() if len(curve) else np.array([])
         finite = losses[np.isfinite(losses)]
         best_i = int(np.nanargmin(losses)) if len(finite) else -1
@@ -119,27 +125,12 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
             # the minimum is settled when the run finished, or the curve had turned up before it was stopped
             "min_settled": bool(status == "finished" or (len(finite) and best_i < len(losses) - 1)),
             "stopped_at": float(stops[r.run_id]["fraction"]) if r.run_id in stops and stops[r.run_id].get("fraction") is not None else math.nan,
+            "end": summary.get("end"), "converged": summary.get("converged"), "cooldown_frames": cooldown_frames,
         })
     points = pd.concat(point_frames, ignore_index=True) if point_frames else pd.DataFrame(columns=POINT_COLUMNS)
     points = points[POINT_COLUMNS]
     runs = pd.DataFrame(run_rows)
     return points, runs, plan, decisions
-
-
-def hestness_selection(runs: pd.DataFrame, settled_only: bool = True) -> pd.DataFrame:
-    """Per (arch, N, D): the median across seeds of each run's minimum dev loss (Hestness et al.)."""
-    use = runs[np.isfinite(runs["min_dev_loss"])]
-    if settled_only:
-        use = use[use["min_settled"] & use["status"].isin(list(FIT_STATUSES))]
-    if use.empty:
-        return pd.DataFrame(columns=["arch", "label", "N", "subset", "D", "hours", "seeds", "median_min_dev_loss",
-                                     "spread"])
-    g = use.groupby(["arch", "label", "N", "subset", "D", "hours"], as_index=False)
-    sel = g.agg(seeds=("seed", "nunique"), median_min_dev_loss=("min_dev_loss", "median"),
-                lo=("min_dev_loss", "min"), hi=("min_dev_loss", "max"))
-    sel["spread"] = sel["hi"] - sel["lo"]
-    return sel.drop(columns=["lo", "hi"]).sort_values(["arch", "N", "D"]).reset_index(drop=True)
-
 
 
 def curves_of(points: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -151,4 +142,4 @@ def curves_of(points: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-__all__ = ["POINT_COLUMNS", "FIT_STATUSES", "load_tables", "run_status", "hestness_selection", "curves_of"]
+__all__ = ["POINT_COLUMNS", "FIT_STATUSES", "load_tables", "run_status", "curves_of"]

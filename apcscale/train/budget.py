@@ -19,11 +19,15 @@ from apcscale.utils.schema import RecipeError, check
 
 @dataclass
 class BudgetConfig:
-    """Exactly one of frames, steps, epochs."""
+    """Exactly one of frames, steps, epochs. With epochs, min_frames and max_frames clamp the
+    frames it gives: a cap that scales with the subset (a run with a stopping rule trains until
+    its dev loss stops improving or it reaches this cap)."""
 
     frames: int | None = None
     steps: int | None = None
     epochs: float | None = None
+    min_frames: int | None = None
+    max_frames: int | None = None
 
     def validate(self) -> None:
         given = [k for k in ("frames", "steps", "epochs") if getattr(self, k) is not None]
@@ -31,14 +35,27 @@ class BudgetConfig:
             raise RecipeError("", f"set exactly one of frames, steps, epochs (got {', '.join(given) or 'none'})")
         value = getattr(self, given[0])
         check(value > 0, given[0], f"must be positive, got {value}")
+        for name in ("min_frames", "max_frames"):
+            v = getattr(self, name)
+            if v is not None:
+                check(self.epochs is not None, name, "clamps an epochs budget; set epochs (not frames or steps)")
+                check(v > 0, name, f"must be positive, got {v}")
+        if self.min_frames is not None and self.max_frames is not None:
+            check(self.min_frames <= self.max_frames, "min_frames",
+                  f"{self.min_frames} is more than max_frames {self.max_frames}")
 
     def resolve(self, subset_frames: int) -> tuple[str, int]:
-        """(unit, total) with epochs converted to frames of the given subset."""
+        """(unit, total) with epochs converted to frames of the given subset (and clamped)."""
         if self.frames is not None:
             return "frames", int(self.frames)
         if self.steps is not None:
             return "steps", int(self.steps)
-        return "frames", int(round(self.epochs * subset_frames))
+        frames = int(round(self.epochs * subset_frames))
+        if self.min_frames is not None:
+            frames = max(frames, int(self.min_frames))
+        if self.max_frames is not None:
+            frames = min(frames, int(self.max_frames))
+        return "frames", frames
 
 
 @dataclass
@@ -91,6 +108,14 @@ class Clock:
 
     def done(self, frames: int, steps: int) -> bool:
         return self.position(frames, steps) >= self.total
+
+    def end_at(self, total: int, points: list[int]) -> None:
+        """End the run earlier, at `total` (a stopping rule fired): the evaluation points already
+        passed stay, those after are replaced by `points` (which end at `total`)."""
+        done = self.points[: self.next_index]
+        self.total = int(total)
+        self.points = sorted(set(done) | {int(p) for p in points if p <= total} | {int(total)})
+        self.next_index = len(done)
 
     def mark_evaluated(self, frames: int, steps: int) -> None:
         pos = self.position(frames, steps)

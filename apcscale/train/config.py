@@ -21,6 +21,7 @@ from pathlib import Path
 from apcscale.models.config import ModelConfig
 from apcscale.models.optim import OptimConfig
 from apcscale.train.budget import BudgetConfig, EvalConfig
+from apcscale.train.stopping import StoppingConfig
 from apcscale.utils.schema import check, load_recipe
 
 
@@ -93,6 +94,8 @@ class TrainRecipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(epochs=10))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # train until the dev loss stops improving (then cool down), or until the budget: the budget is a cap
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     output_dir: str = "runs"
     # a cooldown branch: start from another run's checkpoint (its weights, optimiser state, frames

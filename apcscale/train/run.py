@@ -39,6 +39,7 @@ from apcscale.train.callbacks import CurveRecorder, FramesProgressBar
 from apcscale.train.config import DataConfig, TrainerConfig, TrainRecipe
 from apcscale.train.loop import IntervalDataModule
 from apcscale.train.rundir import RunDir, RunDirError  # noqa: F401 - RunDirError: part of this API
+from apcscale.train.stopping import EarlyStopping, stopping_summary
 from apcscale.utils.schema import RecipeError, to_dict
 
 
@@ -160,7 +161,10 @@ def run_training(
     curve = CurveRecorder(run)
     if resume_from is not None:
         curve.load_existing()
-    cbs: list[L.Callback] = [curve, *callbacks]
+    cbs: list[L.Callback] = [curve]
+    if recipe.stopping.enabled:  # after the curve is recorded, before anyone reports the evaluation
+        cbs.append(EarlyStopping(recipe.stopping, recipe.optim.schedule, recipe.optim.decay))
+    cbs += list(callbacks)
     branch = None
     if recipe.init_from and resume_from is None:  # a resumed branch has its own last.ckpt
         branch = BranchStart(recipe.init_from, module, total)
@@ -205,6 +209,11 @@ def run_training(
 
     def record(end_status: str, **fields: Any) -> dict[str, Any]:
         summary.update(_summary_tail(module, curve.points, time.perf_counter() - started))
+        # why a finished run ended: its budget, or (stopping rule on) the rule or its cap; converged or not
+        ends = stopping_summary(module, recipe.stopping, reached_end=end_status == "finished")
+        summary.update({k: v for k, v in ends.items() if k != "end"})
+        if end_status == "finished":
+            fields["end"] = ends["end"] or "budget"
         if not owner:
             return summary
         if end_status == "finished":
@@ -229,7 +238,7 @@ def run_training(
         raise
     except BaseException as exc:  # SystemExit, KeyboardInterrupt: a signal, or Ray Tune ending the trial
         if _budget_spent(module, trainer):
-            record("finished", end="budget")
+            record("finished")
         else:
             decision = stopped_by() if stopped_by is not None else None
             if decision is not None:
@@ -237,8 +246,8 @@ def run_training(
             else:
                 record("interrupted", error=_interruption(exc, stopped_by is not None), end="signal")
         raise
-    if _budget_spent(module, trainer):
-        final = record("finished", end="budget")
+    if _budget_spent(module, trainer):  # its budget, or the end of the cooldown its stopping rule set
+        final = record("finished")
     else:  # the trainer returned early, and nothing said why
         record("interrupted", end="error",
                error=f"training ended at {module.frames_seen:,} frames, before its budget of {total:,} {unit}")
