@@ -10,7 +10,9 @@
 Every module that reads or writes summary.json or curve.csv goes through `RunDir`; nothing
 else parses them. The status machine:
 
-    planned -> running -> finished      its budget spent (end "budget"), or its stopping rule met
+    planned -> running -> finished      its budget spent (end "budget"), or, with a stopping rule
+                                        (apcscale.train.stopping), its rule met ("stopping_rule") or its cap
+                                        reached ("cap"), with `converged`
                        -> stopped       by the sweep's scheduler, with its decision record
                        -> failed        its loss turned NaN (end "diverged"), or it crashed more often
                                         than the sweep retries a trial (end "error"), with the error
@@ -188,7 +190,7 @@ class RunDir:
         return self._move(RUNNING, {**fields, "started_at": time.time()}, clear=("error", "end", "decision", "ended_at"))
 
     def finish(self, end: str = "budget", **fields: Any) -> dict[str, Any]:
-        """running -> finished. end: why ("budget": it spent it; a stopping rule names itself)."""
+        """running -> finished. end: why ("budget", "stopping_rule", "cap"); fields: e.g. converged."""
         return self._move(FINISHED, {**fields, "end": end, "error": None})
 
     def stop(self, decision: dict[str, Any], **fields: Any) -> dict[str, Any]:
