@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from test_sweep_run import _kill_group, cli
@@ -112,30 +111,40 @@ def _clean_points(sweep: Path, clean: Path) -> pd.DataFrame:
     return load_tables(clean)[0]
 
 
-def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked(tmp_path, prepared_fsdd):
+def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked(tmp_path, prepared_fsdd, capsys):
     """Defect 2: Ctrl-C (SIGINT to the driver's process group, as a terminal sends it) wrote the runs in
     flight as pruned, --resume took them as done, and their points were lost. Defects 3-4: --overwrite
     deleted a live sweep; a second driver on the same --output corrupted it. Now the second start,
     --overwrite and --resume fail at once naming the live driver; the runs in flight are interrupted
     and --resume continues them from their checkpoints, ending with a clean run's points."""
-    # two runs that train at the same speed (one size, two subsets), so both are in flight at the Ctrl-C
-    path = write(tmp_path, "ctrlc", prepared_fsdd, sizes="{width: 16, depth: 1}", subsets="d6, d7")
+    from apcscale.recipes.sweep import main as sweep_main
+    from apcscale.train.rundir import RunDir
+
+    path = write(tmp_path, "ctrlc", prepared_fsdd, sizes="{width: 16, depth: 1}", subsets="d6, d7", frames=60_000,
+                 points=8)
     sweep = tmp_path / "out" / "ctrlc"
+    run_ids = ("lstm-w16-d1-d6-s0", "lstm-w16-d1-d7-s0")
     proc = cli(path, "--output", tmp_path / "out", "--no-progress", start_new_session=True)
     try:
         deadline = time.time() + 240
         while not (sweep / "plan.json").is_file() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-        others = [cli(path, "--output", tmp_path / "out", "--no-progress", *flag) for flag in
-                  ((), ("--overwrite",), ("--resume",))]
-        answers = [p.communicate(timeout=120)[0] for p in others]
-        for p, answer in zip(others, answers):
-            assert p.returncode == 2, answer
-            assert f"is in use by the sweep driver pid {proc.pid} on host" in answer and len(answer.splitlines()) == 1
-        curves = [sweep / "runs" / r / "curve.csv" for r in ("lstm-w16-d1-d6-s0", "lstm-w16-d1-d7-s0")]
-        while time.time() < deadline and proc.poll() is None:
-            if all(c.is_file() and len(c.read_text().splitlines()) >= 4 for c in curves):  # 3 points: checkpointed
-                break
+            time.sleep(0.1)
+        # the same command line, from this process: quick, so the sweep is surely still live
+        for flags in ((), ("--overwrite",), ("--resume",)):
+            assert sweep_main([str(path), "--output", str(tmp_path / "out"), "--no-progress", *flags]) == 2
+            answer = capsys.readouterr().out
+            assert answer.startswith(f"error: {sweep} is in use by the sweep driver pid {proc.pid} on host"), answer
+            assert len(answer.strip().splitlines()) == 1
+
+        def in_flight() -> list[str]:  # past its first checkpoint (3 evaluations recorded), not ended
+            out = []
+            for r in run_ids:
+                curve = sweep / "runs" / r / "curve.csv"
+                if curve.is_file() and len(curve.read_text().splitlines()) >= 4 and RunDir(curve.parent).ended() is None:
+                    out.append(r)
+            return out
+
+        while time.time() < deadline and proc.poll() is None and not in_flight():
             time.sleep(0.05)
         assert proc.poll() is None, "the sweep ended before it could be interrupted"
         os.killpg(proc.pid, signal.SIGINT)
@@ -149,10 +158,10 @@ def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked
                    if x.strip() and json.loads(x).get("mode") != "shadow")
     # a run in flight is interrupted ("running" if its worker was killed with Ray's processes before it
     # could say so), never stopped; one may have finished in the moment the signal took to arrive
-    statuses = {c.parent.name: summary(sweep, c.parent.name)["status"] for c in curves}
-    assert set(statuses.values()) <= {"interrupted", "running", "finished"}, statuses
-    in_flight = [r for r, st in statuses.items() if st != "finished"]
-    assert in_flight, statuses
+    statuses = {r: RunDir(sweep / "runs" / r).status for r in run_ids}
+    assert set(statuses.values()) <= {"interrupted", "running", "finished", "planned"}, statuses
+    interrupted = [r for r, st in statuses.items() if st in ("interrupted", "running")]
+    assert interrupted, statuses
 
     proc = cli(path, "--output", tmp_path / "out", "--no-progress", "--resume", start_new_session=True)
     try:
@@ -161,7 +170,7 @@ def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked
         _kill_group(proc)
     assert proc.returncode == 0, out
     attempts = [json.loads(x) for x in (sweep / "attempts.jsonl").read_text().splitlines()]
-    for run_id in in_flight:  # continued from its checkpoint, not restarted
+    for run_id in interrupted:  # continued from its checkpoint, not restarted
         assert [a for a in attempts if a["run_id"] == run_id][-1]["resumed_at_frames"] > 0
     got = pd.read_csv(sweep / "results" / "points.csv")
     want = _clean_points(sweep, tmp_path / "clean")
