@@ -127,13 +127,20 @@ def replay_curve(config):
     # the cheap runs first, so the envelope exists when the expensive ones report
     time.sleep({"small": 0.0, "mid": 0.0, "big": 0.8, "limited": 0.8}[run_id])
     C, L = scripted(run_id)
+    reported = 0
     try:
         for c, l in zip(C, L):
+            reported += 1
             tune.report({"run_id": run_id, "flops": float(c), "dev_loss": float(l)})
             time.sleep(0.05)
-    except SystemExit:
+    except SystemExit:  # (ASHA also says STOP at max_t: the run's last report, its budget spent)
         decision = scheduler_stop(config["sweep_dir"], run_id)
-        rd.stop(decision) if decision else rd.interrupt("ended without a decision", end="signal")
+        if reported == len(C):
+            rd.finish()
+        elif decision:
+            rd.stop(decision)
+        else:
+            rd.interrupt("ended without a decision", end="signal")
         raise
     rd.finish()
 
