@@ -25,5 +25,23 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
+# The benchmark scripts with quick settings (benchmarks/: each prints its figures as ratios against
+# a baseline measured in the same run; the figures in README.md come from their default settings).
+# 19 minutes measured on 2 cores shared with other work, half of it the two small sweeps of bench_sweep.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_extrapolate.py
+	$(BIN)/python benchmarks/bench_prepare.py
+	$(BIN)/python benchmarks/bench_stream.py --batches 100 --workers 0 1
+	$(BIN)/python benchmarks/bench_train.py --width 64 --batches 30 --repeats 2
+	$(BIN)/python benchmarks/bench_cooldown.py --lengths 20000 40000 --seeds 0
+	$(BIN)/python benchmarks/bench_sweep.py --grid small --frames 50000 --eval-points 10 --modes off frontier
+
+# What can be linted with the pinned set today: the Dockerfile (hadolint, every finding fails,
+# as tests/test_docker.py holds it) and every Python file compiles.
+lint: $(STAMP)
+	$(BIN)/hadolint --no-color --failure-threshold info docker/Dockerfile
+	$(BIN)/python -m compileall -q apcscale benchmarks tests
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,7 +2,7 @@
 
 The grid (`--grid`):
 
-- default: the default study's whole grid (recipes/sweep_default.yaml without its
+- default: the default study's whole grid (the shipped sweep_default.yaml without its
   budget cap): LSTM and Transformer x 4 sizes (N 0.6k to 0.15M) x 5 nested FSDD
   subsets (847 to 104k frames), 40 runs of 300k frames, WSD schedule, 20
   log-spaced evaluations; about 4 CPU minutes per mode on 2 cores;
@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from apcscale.recipes.catalog import PACKAGED  # noqa: E402
 from apcscale.sweep.recipe import SweepRecipe, load_sweep_recipe  # noqa: E402
 from apcscale.utils.schema import from_dict, to_dict  # noqa: E402
 
@@ -58,7 +59,7 @@ TARGET_COMPUTE, TARGET_ALPHA, TARGET_LINF = 0.50, 0.10, 0.03
 def bench_recipe(args) -> SweepRecipe:
     common = {"name": "bench", "output_dir": str(args.output), "ray": {"max_failures": 1, "num_cpus": args.cpus}}
     if args.grid == "default":  # the default study as a user runs it (its design, budget and stopping rule)
-        recipe = to_dict(load_sweep_recipe(ROOT / "recipes" / "sweep_default.yaml"))
+        recipe = to_dict(load_sweep_recipe(PACKAGED / "sweep_default.yaml"))
         recipe["data"]["audio"] = args.audio
         if args.frames:
             recipe["train_budget"] = {"frames": args.frames}

@@ -227,7 +227,7 @@ def test_dockerignore_keeps_the_install_inputs_and_drops_local_state():
         return hit
 
     for needed in ("requirements.lock", "pyproject.toml", "Makefile", "README.md", "apcscale/__init__.py",
-                   "apcscale/data/__init__.py", "recipes/train_lstm_fsdd.yaml", "docker/Dockerfile"):
+                   "apcscale/data/__init__.py", "apcscale/recipes/configs/train_lstm_fsdd.yaml", "docker/Dockerfile"):
         assert not ignored(needed), f".dockerignore drops {needed}, which the image needs"
     for local in (".venv", ".git", "sweeps", "runs", "apcscale/__pycache__/x.pyc"):
         assert ignored(local), f".dockerignore should keep {local} out of the build context"

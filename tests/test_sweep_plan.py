@@ -13,7 +13,7 @@ from apcscale.sweep.budget import select_runs
 from apcscale.sweep.recipe import ComputeBudget, SweepRecipe, load_sweep_recipe
 from apcscale.utils.schema import RecipeError, from_dict
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "apcscale" / "recipes" / "configs"  # the shipped recipes
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("sweep_*.yaml")), ids=lambda p: p.stem)

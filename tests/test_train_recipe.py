@@ -7,7 +7,7 @@ import pytest
 from apcscale.train.config import TrainRecipe, load_train_recipe
 from apcscale.utils.schema import RecipeError
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "apcscale" / "recipes" / "configs"  # the shipped recipes
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("train_*.yaml")), ids=lambda p: p.stem)

@@ -1,4 +1,4 @@
-"""Audio files: find them (wav/flac, recursively), name them, read them.
+"""Audio files: find them (wav/flac, recursively), name them, read them (or a span of them).
 
 Reading goes through soundfile (libsndfile), not torchaudio.load (which needs
 torchcodec). Every file gets an utterance key (the file stem when stems are
@@ -7,13 +7,19 @@ unique, else its relative path) and, when the naming tells it, a speaker:
     FSDD         {digit}_{speaker}_{index}.wav      -> speaker
     LibriSpeech  {speaker}-{chapter}-{utterance}.flac -> speaker
     otherwise    the parent folder, for files below the top folder
+
+An AudioFile is one utterance: a whole file, or a span of one (a Kaldi segment, a lhotse
+supervision or cut: `offset`), possibly read from a command's output (`command`, a Kaldi
+wav.scp pipe) or from some of its channels (`select`); see apcscale.data.inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
+import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,20 +36,35 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 @dataclass(frozen=True)
 class AudioFile:
-    """One audio file found under a root folder (header information only)."""
+    """One utterance: an audio file found under a root folder, or a span of a listed recording
+    (header information only)."""
 
     path: Path  # absolute
-    rel: str  # posix path relative to the root
+    rel: str  # posix path relative to the root (a listed recording: its path or command as written)
     key: str  # utterance key (unique, no dots or slashes)
     speaker: str | None
     sample_rate: int
-    num_samples: int
+    num_samples: int  # of the utterance (of the span, for a span)
     channels: int
-    size: int  # bytes on disk
+    size: int  # bytes on disk (of a command's output)
+    offset: int | None = None  # a span: its first sample in the file; None: the whole file
+    command: str | None = None  # read the audio from this shell command's output instead of `path`
+    select: tuple[int, ...] | None = None  # average these channels (default: all)
 
     @property
     def duration(self) -> float:
         return self.num_samples / self.sample_rate
+
+    def how(self) -> dict:
+        """read_audio's keyword arguments beyond the path (empty for a whole file)."""
+        out: dict = {}
+        if self.offset is not None:
+            out.update(offset=self.offset, frames=self.num_samples)
+        if self.command is not None:
+            out["command"] = self.command
+        if self.select is not None:
+            out["select"] = list(self.select)
+        return out
 
 
 def find_audio(root: str | Path) -> list[Path]:
@@ -91,6 +112,14 @@ def utterance_keys(rels: list[str]) -> list[str]:
     return [k if counts[k] == 1 else f"{k}-{hashlib.sha1(r.encode()).hexdigest()[:8]}" for k, r in zip(keys, rels)]
 
 
+def safe_keys(ids: list[str]) -> list[str]:
+    """WebDataset-safe unique keys for utterance ids (Kaldi, lhotse): unsafe characters replaced,
+    clashes told apart by a hash of the id."""
+    keys = [_UNSAFE.sub("_", i) or "_" for i in ids]
+    counts = Counter(keys)
+    return [k if counts[k] == 1 else f"{k}-{hashlib.sha1(i.encode()).hexdigest()[:8]}" for k, i in zip(keys, ids)]
+
+
 def scan_audio(root: str | Path) -> tuple[list[AudioFile], list[dict[str, str]]]:
     """Header information of every audio file under `root`, and the files that cannot be opened.
 
@@ -117,9 +146,29 @@ def scan_audio(root: str | Path) -> tuple[list[AudioFile], list[dict[str, str]]]
     return files, skipped
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples in [-1, 1] and the sample rate (channels are averaged)."""
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+def command_output(command: str, timeout: float = 600.0) -> bytes:
+    """The stdout of a shell command (a Kaldi wav.scp pipe); an error names the command and its stderr."""
+    proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise OSError(f"command exited with status {proc.returncode}: {command} {tail[0]}".strip())
+    if not proc.stdout:
+        raise OSError(f"command wrote no audio: {command}")
+    return proc.stdout
+
+
+def read_audio(path: str | Path, *, offset: int | None = None, frames: int | None = None,
+               command: str | None = None, select: list[int] | None = None) -> tuple[np.ndarray, int]:
+    """Mono float32 samples in [-1, 1] and the sample rate (channels are averaged).
+
+    offset/frames: only that span (samples); command: the audio is that shell command's output;
+    select: average only these channels.
+    """
+    source = io.BytesIO(command_output(command)) if command is not None else str(path)
+    data, sr = sf.read(source, dtype="float32", always_2d=True, start=offset or 0,
+                       frames=-1 if frames is None else frames)
+    if select is not None:
+        data = data[:, list(select)]
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(wave, dtype=np.float32), int(sr)
 

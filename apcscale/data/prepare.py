@@ -1,6 +1,8 @@
-"""Audio folder -> log-Mel WebDataset shards, nested training subsets and a manifest.
+"""Audio -> log-Mel WebDataset shards, nested training subsets and a manifest.
 
-    ensure_prepared(audio_dir, out_dir) -> out_dir/manifest.json
+    ensure_prepared(audio, out_dir) -> out_dir/manifest.json
+
+`audio`: a folder of audio files, a Kaldi data directory or a lhotse manifest (apcscale.data.inputs).
 
 Layout of out_dir:
 
@@ -11,9 +13,10 @@ Layout of out_dir:
 
 How the corpus is cut (all deterministic, a function of the file names, sizes and options only):
 
-- dev split: whole speakers when every file's speaker is known (FSDD, LibriSpeech naming, or
-  speaker folders), taken in a hashed order until `dev_fraction` of the utterances is reached
-  (at least one speaker, never all); otherwise utterances selected by a hash of their key.
+- dev split: whole speakers when every file's speaker is known (FSDD, LibriSpeech naming,
+  speaker folders, Kaldi's utt2spk, lhotse's supervisions), taken in a hashed order until
+  `dev_fraction` of the utterances is reached (at least one speaker, never all); otherwise
+  utterances selected by a hash of their key.
 - nested training subsets d0 (smallest) ... dK (all training audio): the training utterances in
   a hashed order; d_k is the shortest prefix holding total / 2^(K-k) frames, so each subset
   holds every smaller one and sizes step by ~2x. K is as large as `max_subsets` allows while
@@ -49,9 +52,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from apcscale.data.audio import AudioFile, read_audio, scan_audio
+from apcscale.data.audio import AudioFile, read_audio
 from apcscale.data.errors import PrepareError
 from apcscale.data.features import FeatureConfig
+from apcscale.data.inputs import scan_input
 from apcscale.data.screen import screen, silent_skips
 
 FORMAT = "apcscale.features/1"
@@ -107,7 +111,8 @@ class ShardPlan:
     est_frames: int
 
     def digest(self, features: dict[str, Any]) -> str:
-        items = [[f.rel, f.size, f.key, f.speaker, f.sample_rate, f.num_samples] for f in self.files]
+        items = [[f.rel, f.size, f.key, f.speaker, f.sample_rate, f.num_samples] + ([f.how()] if f.how() else [])
+                 for f in self.files]
         return _sha256_json({"format": FORMAT, "name": self.name, "features": features, "items": items})
 
     def index_name(self) -> str:
@@ -327,9 +332,9 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
     moments = _Moments(cfg.n_mels)
     with open(tmp, "wb") as stream:
         writer = TarWriter(stream, user="", group="", mode=0o644, encoder=False, mtime=0)
-        for path, rel, key, speaker in job["items"]:
+        for path, rel, key, speaker, *how in job["items"]:
             try:
-                wave, sr = read_audio(path)
+                wave, sr = read_audio(path, **(how[0] if how else {}))
             except Exception as exc:  # noqa: BLE001 - skipped and listed, never fatal
                 skipped.append({"path": rel, "reason": f"unreadable: {str(exc).replace(path, rel) or type(exc).__name__}"})
                 continue
@@ -455,26 +460,27 @@ def _console(progress: bool):
 
 def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int | None = None,
                     workers: int | None = None, progress: bool = True, source: dict[str, Any] | None = None,
-                    **prepare_options: Any) -> Path:
+                    allow_pipes: bool = False, **prepare_options: Any) -> Path:
     """Prepare `audio_dir` into `out_dir` unless already done; returns out_dir/manifest.json.
 
+    `audio_dir`: a folder of audio, a Kaldi data directory or a lhotse manifest (apcscale.data.inputs).
     A finished preparation with the same input (file names and sizes) and settings is reused;
     a partial one is resumed (shards already written and verified are kept); a different one is
     brought up to date (stale shards replaced). prepare_options: see `PrepareOptions`.
     `source`: extra fields for the manifest's source record (e.g. the corpus name).
+    `allow_pipes`: run the commands of a Kaldi wav.scp (`... |`) or of lhotse command sources;
+    refused by default.
     """
     opts = PrepareOptions.from_kwargs(**prepare_options)
-    root = Path(audio_dir).expanduser()
-    if not root.is_dir():
-        raise PrepareError(f"audio folder not found: {root}")
-    root = root.resolve()
     out = Path(out_dir).expanduser().resolve()
+    scanned = scan_input(audio_dir, allow_pipes=allow_pipes)
+    root, files, scan_skipped = scanned.root, scanned.files, scanned.skipped
     out.mkdir(parents=True, exist_ok=True)
     console = _console(progress)
 
-    files, scan_skipped = scan_audio(root)
     if not files:
-        raise PrepareError(f"no readable .wav/.flac audio under {root} ({len(scan_skipped)} unreadable file(s))")
+        first = f"; first: {scan_skipped[0]['path']}: {scan_skipped[0]['reason']}" if scan_skipped else ""
+        raise PrepareError(f"no readable audio in {scanned.describe()} ({len(scan_skipped)} unreadable{first})")
     found = len(files) + len(scan_skipped)
     files, silent = silent_skips(files, screen(files, out, workers=int(workers or _cpu_count()), console=console))
     plan = make_plan(files, scan_skipped + silent, opts, n_mels, files_found=found)
@@ -501,7 +507,7 @@ def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int |
         _remove_stale(out, plan)
         if todo:
             indexes.update(_run_jobs(out, plan, todo, digests, workers, console))
-        manifest = _assemble(plan, plan_hash, indexes, root, source)
+        manifest = _assemble(plan, plan_hash, indexes, root, {**scanned.record(), **(source or {})})
         _write_json_atomic(out / MANIFEST, manifest, indent=1)
     if todo:
         console.print(f"wrote {len(todo)} of {len(plan.shards)} shards to {out} "
@@ -529,7 +535,8 @@ def _run_jobs(out: Path, plan: Plan, todo: list[ShardPlan], digests: dict[str, s
 
     feats = plan.features.to_dict()
     jobs = [{"out": str(out), "name": s.name, "index": s.index_name(), "split": s.split, "plan": digests[s.name],
-             "features": feats, "items": [[str(f.path), f.rel, f.key, f.speaker] for f in s.files]}
+             "features": feats,
+             "items": [[str(f.path), f.rel, f.key, f.speaker] + ([f.how()] if f.how() else []) for f in s.files]}
             for s in sorted(todo, key=lambda s: -s.est_frames)]  # largest first: better load balance
     sizes = {s.name: len(s.files) for s in todo}
     n_workers = max(1, min(int(workers or _cpu_count()), len(jobs)))

@@ -12,10 +12,12 @@ digital silence (or a DC offset, a clipped rail) always is. A file with at least
 Measured on every file of the two corpora the tests and docs use: FSDD (3,000 files) at most
 0.051, speechocean762 (2,240 files) at most 0.126 (median 0 in both); an all-zero file is 1.0.
 
-Screening reads every file once; the result is cached in the output folder (`screen.json`,
-keyed by the file's path, size and sample count, as the plan identifies files), so a rerun on
-an unchanged corpus reads no audio, makes the same plan (the skip list is part of the plan's
-hash) and reuses every shard.
+Screening reads every utterance once (a whole file, or the span a Kaldi segment or a lhotse
+supervision names); the result is cached in the output folder (`screen.json`, keyed by the
+utterance and its file's path, size and sample count, as the plan identifies them), so a rerun
+on an unchanged corpus reads no audio, makes the same plan (the skip list is part of the plan's
+hash) and reuses every shard. Audio read from a shell command (a Kaldi wav.scp pipe) is not
+screened: the command would run once more for every utterance.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from apcscale.data.audio import AudioFile, read_audio
 #: a file with at least this share of exactly constant 10 ms blocks is skipped as silent
 SILENT_FRACTION = 0.5
 CACHE = "screen.json"
-VERSION = 1
+VERSION = 2
 
 
 def constant_fraction(wave: np.ndarray, sample_rate: int) -> float:
@@ -45,21 +47,22 @@ def constant_fraction(wave: np.ndarray, sample_rate: int) -> float:
     return float((blocks.max(axis=1) == blocks.min(axis=1)).mean())
 
 
-def _measure(item: tuple[str, int]) -> float | None:
-    path, _ = item
+def _measure(item: tuple[str, dict]) -> float | None:
+    path, how = item
     try:
-        wave, sr = read_audio(path)
-    except Exception:  # noqa: BLE001 - unreadable files are skipped later, with their own reason
+        wave, sr = read_audio(path, **how)
+    except Exception:  # noqa: BLE001 - unreadable audio is skipped later, with its own reason
         return None
     return constant_fraction(wave, sr)
 
 
 def _key(f: AudioFile) -> str:
-    return f"{f.size}:{f.num_samples}:{f.sample_rate}"
+    return f"{f.rel}:{f.size}:{f.num_samples}:{f.sample_rate}:{f.offset}:{f.select}"
 
 
 def screen(files: list[AudioFile], out: Path, workers: int = 1, console=None) -> dict[str, float]:
-    """rel path -> constant fraction of every file (read once; cached in out/screen.json)."""
+    """utterance key -> constant fraction of every utterance not read from a command (read once;
+    cached in out/screen.json)."""
     cache_path = out / CACHE
     try:
         cached = json.loads(cache_path.read_text())
@@ -69,21 +72,23 @@ def screen(files: list[AudioFile], out: Path, workers: int = 1, console=None) ->
     result: dict[str, float] = {}
     todo: list[AudioFile] = []
     for f in files:
-        hit = entries.get(f.rel)
+        if f.command is not None:
+            continue
+        hit = entries.get(f.key)
         if isinstance(hit, list) and len(hit) == 2 and hit[0] == _key(f) and hit[1] is not None:
-            result[f.rel] = float(hit[1])
+            result[f.key] = float(hit[1])
         else:
             todo.append(f)
     if not todo:
         return result
-    items = [(str(f.path), i) for i, f in enumerate(todo)]
+    items = [(str(f.path), f.how()) for f in todo]
     if console is not None:
-        console.print(f"screening {len(todo)} audio files for digital silence")
+        console.print(f"screening {len(todo)} utterances for digital silence")
     measured = _map(items, workers)
     for f, value in zip(todo, measured):
         if value is not None:
-            result[f.rel] = value
-    keep = {f.rel: [_key(f), result.get(f.rel)] for f in files if f.rel in result}
+            result[f.key] = value
+    keep = {f.key: [_key(f), result[f.key]] for f in files if f.key in result}
     tmp = cache_path.with_name(f".{CACHE}.tmp-{os.getpid()}")
     try:
         tmp.write_text(json.dumps({"version": VERSION, "files": keep}, sort_keys=True))
@@ -93,7 +98,7 @@ def screen(files: list[AudioFile], out: Path, workers: int = 1, console=None) ->
     return result
 
 
-def _map(items: list[tuple[str, int]], workers: int) -> list[float | None]:
+def _map(items: list[tuple[str, dict]], workers: int) -> list[float | None]:
     import multiprocessing as mp
 
     n = max(1, min(int(workers), len(items)))
@@ -119,10 +124,11 @@ def silent_skips(files: list[AudioFile], fractions: dict[str, float]) -> tuple[l
     """(files kept, skip records) for the files at or over SILENT_FRACTION."""
     kept, skipped = [], []
     for f in files:
-        frac = fractions.get(f.rel)
+        frac = fractions.get(f.key)
         if frac is not None and frac >= SILENT_FRACTION:
-            skipped.append({"path": f.rel, "reason": f"silent: {frac:.0%} of its 10 ms blocks are digitally constant "
-                                                      f"(skipped from {SILENT_FRACTION:.0%}; see docs/data.md)"})
+            which = "" if f.offset is None else f"utterance {f.key}: "  # a span of a recording
+            skipped.append({"path": f.rel, "reason": f"{which}silent: {frac:.0%} of its 10 ms blocks are digitally "
+                                                      f"constant (skipped from {SILENT_FRACTION:.0%}; see docs/data.md)"})
         else:
             kept.append(f)
     return kept, skipped

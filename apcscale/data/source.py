@@ -2,8 +2,9 @@
 
     resolve_audio(audio=None) -> folder of audio
 
-1. `audio` when given (a folder; "fsdd" for the cached FSDD; "librispeech:SUBSET" for a
-   LibriSpeech subset fetched through torchaudio.datasets),
+1. `audio` when given (a folder of audio or a Kaldi data directory; a lhotse manifest file;
+   "fsdd" for the cached FSDD; "librispeech:SUBSET" for a LibriSpeech subset fetched through
+   torchaudio.datasets),
 2. else the environment variable APCSCALE_AUDIO,
 3. else FSDD from the cache ($APCSCALE_CACHE, default ~/.cache/apcscale),
 4. else FSDD downloaded once from the public archive of Jakobovski/free-spoken-digit-dataset at
@@ -27,6 +28,7 @@ import zlib
 from pathlib import Path
 
 from apcscale.data.errors import AudioSourceError
+from apcscale.data.inputs import LHOTSE_SUFFIXES, is_lhotse_manifest
 
 FSDD_COMMIT = "26eb9aa"
 FSDD_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{FSDD_COMMIT}.tar.gz"
@@ -36,8 +38,8 @@ FSDD_FILES = 3000
 
 HOW_TO_SUPPLY = (
     "Supply audio yourself: pass --audio DIR, or set APCSCALE_AUDIO=DIR, or run `make run AUDIO=DIR` "
-    "(DIR: a folder of .wav/.flac files, searched recursively; for example a copy of "
-    "https://github.com/Jakobovski/free-spoken-digit-dataset)."
+    "(DIR: a folder of .wav/.flac files, searched recursively, for example a copy of "
+    "https://github.com/Jakobovski/free-spoken-digit-dataset; or a Kaldi data directory; or a lhotse manifest)."
 )
 
 LIBRISPEECH_SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other",
@@ -160,13 +162,19 @@ def _local(value: str | Path, origin: str) -> Path:
     if text.startswith("librispeech:"):
         return librispeech_dir(text.split(":", 1)[1])
     path = Path(text).expanduser()
-    if not path.is_dir():
-        raise AudioSourceError(f"audio folder {path} ({origin}) does not exist or is not a folder. {HOW_TO_SUPPLY}")
-    return path.resolve()
+    if path.is_dir() or (path.is_file() and is_lhotse_manifest(path)):
+        return path.resolve()
+    if path.is_file():
+        raise AudioSourceError(f"audio {path} ({origin}) is a file, and not a lhotse manifest "
+                               f"(*{', *'.join(LHOTSE_SUFFIXES)}). {HOW_TO_SUPPLY}")
+    raise AudioSourceError(f"audio folder {path} ({origin}) does not exist or is not a folder. {HOW_TO_SUPPLY}")
 
 
 def resolve_audio(audio: str | Path | None = None) -> Path:
-    """The folder of audio to use: `audio`, else $APCSCALE_AUDIO, else FSDD (cached or downloaded once)."""
+    """The audio to use: `audio`, else $APCSCALE_AUDIO, else FSDD (cached or downloaded once).
+
+    A folder (of audio files, or a Kaldi data directory) or a lhotse manifest file
+    (see apcscale.data.inputs)."""
     if audio is not None and str(audio) != "":
         return _local(audio, "given")
     env = os.environ.get("APCSCALE_AUDIO")

@@ -3,10 +3,14 @@
     python -m apcscale.recipes.prepare ../shared/data/fsdd prepared/fsdd
     python -m apcscale.recipes.prepare fsdd prepared/fsdd             # FSDD, cached or downloaded once
     python -m apcscale.recipes.prepare librispeech:train-clean-100 prepared/ls100 --workers 16
+    python -m apcscale.recipes.prepare data/train prepared/train            # a Kaldi data directory
+    python -m apcscale.recipes.prepare cuts_train.jsonl.gz prepared/train   # a lhotse CutSet (or recordings)
 
-SOURCE is a folder of .wav/.flac files (searched recursively, any sample rate), `fsdd`, or
+SOURCE is a folder of .wav/.flac files (searched recursively, any sample rate), `fsdd`,
 `librispeech:SUBSET` (downloaded through torchaudio.datasets.LIBRISPEECH into the cache, then
-read as a folder). Rerunning reuses what is already prepared and verified.
+read as a folder), a Kaldi data directory (wav.scp, optional segments and utt2spk), or a lhotse
+manifest (recordings with their supervisions, or a CutSet; needs lhotse). Commands in a wav.scp
+(`sox ... |`) are run only with --allow-pipes. Rerunning reuses what is already prepared and verified.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = PrepareOptions()
     p = argparse.ArgumentParser(prog="python -m apcscale.recipes.prepare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="audio folder, 'fsdd', or 'librispeech:SUBSET' (e.g. librispeech:train-clean-100)")
+    p.add_argument("source", help="audio folder, 'fsdd', 'librispeech:SUBSET' (e.g. librispeech:train-clean-100), "
+                                  "a Kaldi data directory, or a lhotse manifest")
     p.add_argument("out_dir", help="output folder (manifest.json, train/, dev/)")
     p.add_argument("--n-mels", type=int, default=None, help="Mel bins (default 80 at >= 16 kHz, else 40)")
     p.add_argument("--sample-rate", type=int, default=None,
@@ -43,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-subsets", type=int, default=d.max_subsets,
                    help=f"at most this many nested subsets (default {d.max_subsets})")
     p.add_argument("--seed", type=int, default=d.seed, help="salt of the dev choice and subset order")
+    p.add_argument("--allow-pipes", action="store_true",
+                   help="run the commands of a Kaldi wav.scp (`<id> <command> |`) or lhotse command sources "
+                        "(refused by default: they are shell commands taken from a data file)")
     p.add_argument("--verify", action="store_true", help="afterwards, check every shard's sha256")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
     return p
@@ -72,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                                dev_by=args.dev_by, shard_utterances=args.shard_utterances,
                                shard_frames=args.shard_frames,
                                min_subset_frames=args.min_subset_frames, max_subsets=args.max_subsets,
-                               sample_rate=args.sample_rate, seed=args.seed)
+                               sample_rate=args.sample_rate, seed=args.seed, allow_pipes=args.allow_pipes)
         m = Manifest.load(path)
         if args.verify:
             m.verify(deep=True)

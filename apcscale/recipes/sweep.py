@@ -1,7 +1,7 @@
 """Run a scaling sweep from a recipe: plan, train on Ray Tune with frontier pruning, fit, report.
 
     python -m apcscale.recipes.sweep                          # the default: FSDD, LSTM + Transformer, a few CPU minutes
-    python -m apcscale.recipes.sweep --list                   # the sweep recipes in recipes/
+    python -m apcscale.recipes.sweep --list                   # the sweep recipes (shipped, and yours)
     python -m apcscale.recipes.sweep sweep_librispeech_gpu --dry-run     # print the plan only
     python -m apcscale.recipes.sweep RECIPE --pruning off     # ground truth (the policy runs in the shadow)
     python -m apcscale.recipes.sweep RECIPE --resume          # continue an interrupted sweep
@@ -34,7 +34,7 @@ DEFAULT = "sweep_default.yaml"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m apcscale.recipes.sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recipe", nargs="?", help=f"recipe file or name in recipes/ (default {DEFAULT})")
+    p.add_argument("recipe", nargs="?", help=f"recipe file, or a name from --list (default {DEFAULT})")
     p.add_argument("--list", action="store_true", help="list the sweep recipes and exit")
     p.add_argument("--dry-run", action="store_true", help="validate, prepare the data, print the plan, and stop")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",

@@ -1,11 +1,11 @@
 """Train one APC model from a recipe file.
 
-    python -m apcscale.recipes.train recipes/train_lstm_fsdd.yaml
-    python -m apcscale.recipes.train recipes/train_transformer_fsdd.yaml --set model.width=128 --set budget.frames=500000
+    python -m apcscale.recipes.train train_lstm_fsdd                  # a shipped recipe, by name
+    python -m apcscale.recipes.train my_recipe.yaml --set model.width=128 --set budget.frames=500000
     python -m apcscale.recipes.train --list
 
 The recipe is validated before any work starts. With no recipe, the default
-(recipes/train_lstm_fsdd.yaml) runs on FSDD (downloaded once, or --audio DIR /
+(train_lstm_fsdd) runs on FSDD (downloaded once, or --audio DIR /
 APCSCALE_AUDIO for local audio).
 """
 
@@ -16,36 +16,23 @@ import json
 import sys
 from pathlib import Path
 
+from apcscale.recipes.catalog import PACKAGED, list_recipes  # noqa: F401 - list_recipes is used by sweep.py too
+from apcscale.recipes.catalog import find_recipe as _find_recipe
 from apcscale.utils.schema import RecipeError
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = PACKAGED  # the shipped recipes; names are also looked up in the user's folders (catalog.py)
 DEFAULT = "train_lstm_fsdd.yaml"
 
 
 def find_recipe(name: str | None, prefix: str = "train_") -> Path:
-    """A recipe by path, or by name in recipes/ ("train_lstm_fsdd" or "train_lstm_fsdd.yaml")."""
-    name = name or DEFAULT
-    path = Path(name)
-    if path.is_file():
-        return path
-    for candidate in (RECIPES_DIR / name, RECIPES_DIR / f"{name}.yaml"):
-        if candidate.is_file():
-            return candidate
-    known = ", ".join(p.stem for p in sorted(RECIPES_DIR.glob(f"{prefix}*.yaml")))
-    raise RecipeError("", f"no such recipe file (recipes in {RECIPES_DIR}: {known or 'none'})", source=name)
-
-
-def list_recipes(prefix: str, width: int = 32) -> None:
-    """Print the recipes in recipes/ named <prefix>*.yaml, each with its first comment line."""
-    for path in sorted(RECIPES_DIR.glob(f"{prefix}*.yaml")):
-        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
-        print(f"{path.stem:{width}s} {first}")
+    """A recipe by path, or by name ("train_lstm_fsdd" or "train_lstm_fsdd.yaml"): see apcscale.recipes.catalog."""
+    return _find_recipe(name or DEFAULT, prefix)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apcscale.recipes.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", nargs="?", help=f"recipe file or name in recipes/ (default {DEFAULT})")
+    parser.add_argument("recipe", nargs="?", help=f"recipe file, or a name from --list (default {DEFAULT})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a recipe field, e.g. --set optim.lr=1e-3 (repeatable)")
     parser.add_argument("--audio", help="folder of audio to prepare and train on (overrides data.audio)")

@@ -30,7 +30,8 @@ class DataConfig:
     """Where the training data comes from and how it is streamed.
 
     manifest: a prepared manifest.json (python -m apcscale.recipes.prepare).
-    audio: else, a folder of audio to prepare (default: FSDD, see apcscale.data.resolve_audio).
+    audio: else, audio to prepare: a folder of audio, a Kaldi data directory or a lhotse manifest
+        (default: FSDD, see apcscale.data.resolve_audio and apcscale.data.inputs).
     prepared_dir: where to prepare it (default: <cache>/prepared/<audio folder name>).
     subset: a nested training subset of the manifest (d0 = smallest ... ; default: the largest).
     dev_by: when preparing audio, how the dev split is held out: auto (whole speakers when known),
@@ -67,6 +68,7 @@ class TrainerConfig:
 
     precision "auto": bf16-mixed on a CUDA GPU, 32-true on CPU.
     compile: torch.compile the context network (GPU runs; slow to start on CPU).
+    loggers: Lightning loggers, any of csv, tensorboard, mlflow (see apcscale.train.loggers); [] for none.
     """
 
     accelerator: str = "auto"
@@ -77,6 +79,7 @@ class TrainerConfig:
     seed: int = 0
     log_every_n_steps: int = 20
     checkpoint: bool = True
+    loggers: list[Literal["csv", "tensorboard", "mlflow"]] = field(default_factory=lambda: ["csv"])
 
     def validate(self) -> None:
         check(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator",
@@ -84,6 +87,12 @@ class TrainerConfig:
         allowed = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
         check(self.precision in allowed, "precision", f"must be one of {', '.join(allowed)}, got {self.precision!r}")
         check(self.log_every_n_steps >= 1, "log_every_n_steps", "must be positive")
+        check(len(set(self.loggers)) == len(self.loggers), "loggers", f"names a logger twice: {self.loggers}")
+        from apcscale.train.loggers import missing_backend
+
+        for i, name in enumerate(self.loggers):
+            problem = missing_backend(name)
+            check(problem is None, f"loggers[{i}]", problem or "")
 
 
 @dataclass

@@ -5,6 +5,8 @@
       curve.csv         one row per dev evaluation (frames, FLOPs, steps, wall time, dev loss)
       logs/version_k/   Lightning's CSVLogger (metrics.csv: train loss per step, dev metrics per
                         evaluation; hparams.yaml); each resume of the run adds a version
+      tensorboard/      with trainer.loggers [csv, tensorboard]: TensorBoard event files, likewise
+                        (apcscale.train.loggers: csv, tensorboard, mlflow)
       recipe.yaml       the validated recipe, with every default filled in
       checkpoints/      last.ckpt and best.ckpt (lowest dev loss)
 
@@ -31,12 +33,12 @@ import torch
 import warnings
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from apcscale.models.apc import APCModule, NonFiniteLossError
 from apcscale.train.budget import evaluation_points
 from apcscale.train.callbacks import CurveRecorder, FramesProgressBar
 from apcscale.train.config import DataConfig, TrainerConfig, TrainRecipe
+from apcscale.train.loggers import build_loggers
 from apcscale.train.loop import IntervalDataModule
 from apcscale.train.rundir import RunDir, RunDirError  # noqa: F401 - RunDirError: part of this API
 from apcscale.train.stopping import EarlyStopping, stopping_summary
@@ -183,7 +185,7 @@ def run_training(
         max_steps=-1,
         num_sanity_val_steps=0,
         gradient_clip_val=recipe.optim.grad_clip or None,
-        logger=CSVLogger(run_dir, name="logs"),  # logs/version_<k>: a resumed run adds a version
+        logger=build_loggers(recipe.trainer.loggers, run_dir, experiment=recipe.name) or False,
         log_every_n_steps=recipe.trainer.log_every_n_steps,
         callbacks=cbs,
         enable_progress_bar=progress,
