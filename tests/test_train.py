@@ -88,8 +88,10 @@ def test_a_cooldown_branch_starts_from_its_parents_checkpoint(prepared_fsdd, tmp
     assert all(p["frames"] > F0 for p in curve[1:]) and curve[-1]["frames"] >= int(F0 / 0.8)
     assert len(curve) == 3 and 0.1 * 3e-3 < curve[1]["lr"] < 3e-3 and curve[-1]["lr"] < 0.1 * 3e-3  # cooling down
     assert branch.summary["init_from"]["frames"] == F0
-    # the branch trained only its own frames: about a fifth of a run of its length
-    assert branch.summary["train_time"] < parent.summary["train_time"]
+    # the branch trained only its own frames: a fifth of a run of its length (what it computed, not how long
+    # it took: a wall-time comparison here failed on a loaded machine)
+    own = branch.summary["frames"] - F0
+    assert 0.2 * int(F0 / 0.8) - 1 <= own < 0.2 * int(F0 / 0.8) + 16 * 64 and own < parent.summary["frames"]
 
     # the AdamW moments come from the parent, the learning rate from the branch's own schedule
     from types import SimpleNamespace

@@ -99,25 +99,16 @@ def screen(files: list[AudioFile], out: Path, workers: int = 1, console=None) ->
 
 
 def _map(items: list[tuple[str, dict]], workers: int) -> list[float | None]:
-    import multiprocessing as mp
+    """Measure every item on `workers` threads: reading (libsndfile) and the block test (numpy)
+    release the GIL, and threads need no fork (a fork of a process that runs Ray or OpenMP
+    threads can deadlock in the child)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     n = max(1, min(int(workers), len(items)))
-    if n == 1 or mp.current_process().daemon:
+    if n == 1:
         return [_measure(item) for item in items]
-    from apcscale.data.prepare import _worker_init
-
-    ctx = mp.get_context("spawn") if _cuda_initialized() else mp.get_context()
-    with ctx.Pool(n, initializer=_worker_init) as pool:
-        return pool.map(_measure, items, chunksize=max(1, len(items) // (4 * n)))
-
-
-def _cuda_initialized() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_initialized()
-    except ImportError:  # pragma: no cover
-        return False
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(_measure, items))
 
 
 def silent_skips(files: list[AudioFile], fractions: dict[str, float]) -> tuple[list[AudioFile], list[dict[str, Any]]]:
