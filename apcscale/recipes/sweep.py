@@ -108,11 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 def _interrupted_hint(args) -> str:
     """What to do after a Ctrl-C outside the training (the shards prepared so far are kept)."""
     command = "python -m apcscale.recipes.sweep " + " ".join(a for a in (args.recipe or "",) if a)
-    try:
-        _, recipe = _load(args, None)
-        planned, started = (recipe.sweep_dir / "plan.json").is_file(), (recipe.sweep_dir / "tune").is_dir()
-    except Exception:  # noqa: BLE001 - the hint only; the recipe's own error shows on the next start
-        planned = started = False
+    sweep_dir = getattr(args, "sweep_dir", None)  # known once the recipe was read (_run)
+    planned = sweep_dir is not None and (sweep_dir / "plan.json").is_file()
+    started = sweep_dir is not None and (sweep_dir / "tune").is_dir()
     out = f" --output {args.output}" if args.output else ""
     if started:
         return f"continue with  {command} --resume{out}"
@@ -141,7 +139,7 @@ def _run(console, args) -> int:
 
     started = time.time()
     path, recipe = _load(args, console)
-    sweep_dir = recipe.sweep_dir.resolve()
+    sweep_dir = args.sweep_dir = recipe.sweep_dir.resolve()
     if args.resume and args.overwrite:
         raise RecipeError("", "--resume continues the sweep and --overwrite deletes it: give one of them")
     if args.dry_run:
