@@ -30,6 +30,7 @@ test: $(STAMP)
 # 19 minutes measured on 2 cores shared with other work, half of it the two small sweeps of bench_sweep.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_extrapolate.py
 	$(BIN)/python benchmarks/bench_prepare.py
 	$(BIN)/python benchmarks/bench_stream.py --batches 100 --workers 0 1
 	$(BIN)/python benchmarks/bench_train.py --width 64 --batches 30 --repeats 2

@@ -116,13 +116,33 @@ def ray_local():
 
 
 def replay_curve(config):
+    """A scripted run, its status kept as the sweep's trainable keeps it: Tune ends a trial it stops
+    by raising SystemExit in its report; the scheduler's decision in the log makes the run stopped."""
+    from apcscale.sweep.trainable import scheduler_stop
+    from apcscale.train.rundir import RunDir
+
     run_id = config["run_id"]
+    rd = RunDir(Path(config["sweep_dir"]) / "runs" / run_id)
+    rd.start()
     # the cheap runs first, so the envelope exists when the expensive ones report
     time.sleep({"small": 0.0, "mid": 0.0, "big": 0.8, "limited": 0.8}[run_id])
     C, L = scripted(run_id)
-    for c, l in zip(C, L):
-        tune.report({"run_id": run_id, "flops": float(c), "dev_loss": float(l)})
-        time.sleep(0.05)
+    reported = 0
+    try:
+        for c, l in zip(C, L):
+            reported += 1
+            tune.report({"run_id": run_id, "flops": float(c), "dev_loss": float(l)})
+            time.sleep(0.05)
+    except SystemExit:  # (ASHA also says STOP at max_t: the run's last report, its budget spent)
+        decision = scheduler_stop(config["sweep_dir"], run_id)
+        if reported == len(C):
+            rd.finish()
+        elif decision:
+            rd.stop(decision)
+        else:
+            rd.interrupt("ended without a decision", end="signal")
+        raise
+    rd.finish()
 
 
 @pytest.mark.parametrize("mode", ["frontier", "asha"])
@@ -134,7 +154,7 @@ def test_inside_a_tuner(tmp_path, ray_local, mode):
         sched = LoggedASHA(sweep_dir=tmp_path, planned=planned(), grace_period=0.25 * min(flops), max_t=max(flops))
     tuner = tune.Tuner(
         tune.with_resources(replay_curve, {"cpu": 0.5}),
-        param_space={"run_id": tune.grid_search(list(SPECS))},
+        param_space={"run_id": tune.grid_search(list(SPECS)), "sweep_dir": str(tmp_path)},
         tune_config=tune.TuneConfig(scheduler=sched, max_concurrent_trials=4),
         run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), name="t", verbose=0),
     )
@@ -144,6 +164,12 @@ def test_inside_a_tuner(tmp_path, ray_local, mode):
     log = [json.loads(line) for line in (tmp_path / DECISIONS).read_text().splitlines()]
     stopped = {d["run_id"] for d in log if d["action"] == "stop"}
     assert ended_early == stopped
+    from apcscale.train.rundir import RunDir
+
+    status = {r: RunDir(tmp_path / "runs" / r).read_summary() for r in SPECS}
+    assert {r for r, s in status.items() if s["status"] == "stopped"} == stopped
+    assert all(s["status"] == "finished" for r, s in status.items() if r not in stopped)
+    assert all(status[r]["decision"]["run_id"] == r and status[r]["decision"]["action"] == "stop" for r in stopped)
     if mode == "frontier":
         assert stopped == {"limited"}  # the big run, behind early, is kept
     else:

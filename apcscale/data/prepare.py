@@ -30,8 +30,9 @@ verifies the shards present (index, plan hash and sha256 of the tar) and writes 
 missing or stale ones; a finished manifest with the same plan is reused as is. Tar members
 carry fixed metadata (mtime 0, uid/gid 0, no user names, sorted members), so the same input
 gives the same shards and the same manifest, byte for byte, whatever the number of workers.
-Audio that cannot be read (or is too short for one frame) is skipped and listed under
-`skipped` in the manifest with the reason.
+Audio that cannot be read (or is too short for one frame), and audio that is mostly digital
+silence (apcscale.data.screen: half or more of its 10 ms blocks exactly constant), is skipped
+and listed under `skipped` in the manifest with the reason.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from apcscale.data.audio import AudioFile, read_audio
 from apcscale.data.errors import PrepareError
 from apcscale.data.features import FeatureConfig
 from apcscale.data.inputs import scan_input
+from apcscale.data.screen import screen, silent_skips
 
 FORMAT = "apcscale.features/1"
 MANIFEST = "manifest.json"
@@ -293,9 +295,14 @@ class _Moments:
 
 
 def _worker_init() -> None:
+    import signal
+
     import torch
 
     torch.set_num_threads(1)
+    # Ctrl-C reaches the whole process group: the parent handles it (the pool is terminated,
+    # shards already written stay and are reused); a traceback from every worker helps no one
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -474,7 +481,9 @@ def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int |
     if not files:
         first = f"; first: {scan_skipped[0]['path']}: {scan_skipped[0]['reason']}" if scan_skipped else ""
         raise PrepareError(f"no readable audio in {scanned.describe()} ({len(scan_skipped)} unreadable{first})")
-    plan = make_plan(files, scan_skipped, opts, n_mels, files_found=len(files) + len(scan_skipped))
+    found = len(files) + len(scan_skipped)
+    files, silent = silent_skips(files, screen(files, out, workers=int(workers or _cpu_count()), console=console))
+    plan = make_plan(files, scan_skipped + silent, opts, n_mels, files_found=found)
     plan_hash = plan.digest()
     if plan.split.get("by") == "utterance" and plan.split.get("reason") != "asked":
         console.print(f"[yellow]dev split by utterance, not by speaker[/yellow]: {plan.split['reason']}; dev "

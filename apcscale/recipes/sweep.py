@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
+from rich.markup import escape
 
 from apcscale.recipes.train import find_recipe, list_recipes
 from apcscale.utils.schema import RecipeError, apply_override, from_dict, to_dict
@@ -72,6 +73,7 @@ def _overrides(args) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.list:
         list_recipes("sweep_", width=28)
         return 0
@@ -86,19 +88,38 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(console, Path(args.replay), args)
         return _run(console, args)
     except RecipeError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C before the sweep's trials started (reading, preparing, planning) or after they ended
+        console.print(f"[yellow]interrupted[/]: {escape(_interrupted_hint(args))}", soft_wrap=True)
+        return 130
     except Exception as exc:
+        from apcscale.data.errors import DataError  # (not apcscale.data: that imports torch)
+        from apcscale.sweep.lock import SweepLockError
         from apcscale.sweep.runner import ClusterConnectionError, SweepStateError
 
-        try:
-            from apcscale.data import AudioSourceError
-        except ImportError:  # pragma: no cover - the data package is part of the project
-            AudioSourceError = ()  # type: ignore[assignment]
-        if isinstance(exc, (SweepStateError, ClusterConnectionError, AudioSourceError)):
-            console.print(f"[bold red]error:[/] {exc}")
+        if isinstance(exc, (SweepStateError, ClusterConnectionError, DataError, SweepLockError)):
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             return 2
         raise
+
+
+def _interrupted_hint(args) -> str:
+    """What to do after a Ctrl-C outside the training (the shards prepared so far are kept)."""
+    command = "python -m apcscale.recipes.sweep " + " ".join(a for a in (args.recipe or "",) if a)
+    sweep_dir = getattr(args, "sweep_dir", None)  # known once the recipe was read (_run)
+    planned = sweep_dir is not None and (sweep_dir / "plan.json").is_file()
+    started = sweep_dir is not None and (sweep_dir / "tune").is_dir()
+    out = f" --output {args.output}" if args.output else ""
+    if started:
+        return f"continue with  {command} --resume{out}"
+    import shlex
+
+    same = "python -m apcscale.recipes.sweep " + shlex.join(a for a in args.argv if a != "--overwrite")
+    if planned:
+        return f"nothing was trained; start it again with  {same} --overwrite  (data already prepared is reused)"
+    return f"nothing was trained; run the same command again (data already prepared is reused):  {same}"
 
 
 def _load(args, console):
@@ -114,39 +135,65 @@ def _load(args, console):
 
 
 def _run(console, args) -> int:
-    from apcscale.sweep.display import plan_summary, plan_table
-    from apcscale.sweep.plan import Plan
-    from apcscale.sweep.planner import build_plan
-    from apcscale.sweep.recipe import SweepRecipe
-    from apcscale.train.run import resolve_manifest
+    from apcscale.sweep.lock import SweepLock
 
     started = time.time()
     path, recipe = _load(args, console)
-    sweep_dir = recipe.sweep_dir.resolve()
+    sweep_dir = args.sweep_dir = recipe.sweep_dir.resolve()
+    if args.resume and args.overwrite:
+        raise RecipeError("", "--resume continues the sweep and --overwrite deletes it: give one of them")
+    if args.dry_run:
+        return _plan(console, args, path, recipe, sweep_dir, started)
+    # before anything is read, prepared, deleted or written: a live driver of this sweep fails us here
+    with SweepLock(sweep_dir).acquire(command=" ".join(sys.argv)) as lock:
+        if lock.stale_message():
+            console.print(f"[yellow]{escape(lock.stale_message())}[/]", soft_wrap=True)
+        if args.resume:
+            return _resume(console, args, sweep_dir, started)
+        return _plan(console, args, path, recipe, sweep_dir, started)
 
-    if args.resume:
-        saved = sweep_dir / "recipe.yaml"
-        if not (sweep_dir / "plan.json").is_file() or not saved.is_file():
-            from apcscale.sweep.runner import SweepStateError
 
-            raise SweepStateError(f"nothing to resume in {sweep_dir} (no plan.json); start it without --resume")
-        data = yaml.safe_load(saved.read_text())
-        for item in args.overrides:  # only settings that do not change the plan may differ on resume
-            key = item.split("=", 1)[0]
-            if not key.startswith(("ray.", "output_dir")):
-                raise RecipeError(key, "cannot change the recipe of a sweep being resumed (only ray.* settings)")
-            apply_override(data, item)
-        if args.address:
-            data.setdefault("ray", {})["address"] = args.address
-        recipe = from_dict(SweepRecipe, data)
-        plan = Plan.load(sweep_dir / "plan.json")
-        console.print(f"[bold]resuming sweep {recipe.name}[/] in {sweep_dir}")
-        return _execute(console, recipe, plan, sweep_dir, resume=True, args=args, started=started)
+def _resume(console, args, sweep_dir: Path, started: float) -> int:
+    from apcscale.sweep.plan import Plan
+    from apcscale.sweep.recipe import SweepRecipe
+    from apcscale.sweep.runner import SweepStateError
 
+    saved = sweep_dir / "recipe.yaml"
+    if not (sweep_dir / "plan.json").is_file() or not saved.is_file():
+        raise SweepStateError(f"nothing to resume in {sweep_dir} (no plan.json); start it without --resume")
+    data = yaml.safe_load(saved.read_text())
+    for item in args.overrides:  # only settings that do not change the plan may differ on resume
+        key = item.split("=", 1)[0]
+        if not key.startswith(("ray.", "output_dir")):
+            raise RecipeError(key, "cannot change the recipe of a sweep being resumed (only ray.* settings)")
+        apply_override(data, item)
+    ran_with = (data.get("pruning") or {}).get("policy", "frontier")
+    ran_with = {True: "frontier", False: "off"}.get(ran_with, ran_with)
+    if args.pruning and args.pruning != ran_with:
+        raise RecipeError("pruning.policy", f"the sweep ran with pruning {ran_with!r}; --resume continues it so "
+                                            "(its scheduler is restored with the sweep's Tune state); start a new "
+                                            f"sweep (another --output or name) for --pruning {args.pruning}")
+    for flag, value in (("--audio", args.audio), ("--manifest", args.manifest)):
+        if value:
+            raise RecipeError("data", f"the sweep's data are fixed by its plan ({sweep_dir / 'plan.json'}): "
+                                      f"--resume takes no {flag}")
+    if args.address:
+        data.setdefault("ray", {})["address"] = args.address
+    recipe = from_dict(SweepRecipe, data)
+    plan = Plan.load(sweep_dir / "plan.json")
+    console.print(f"[bold]resuming sweep {recipe.name}[/] in {sweep_dir}")
+    return _execute(console, recipe, plan, sweep_dir, resume=True, args=args, started=started)
+
+
+def _plan(console, args, path, recipe, sweep_dir: Path, started: float) -> int:
     if sweep_dir.exists() and any(sweep_dir.iterdir()) and not args.dry_run:
         if not args.overwrite:
             raise RecipeError("output_dir", f"{sweep_dir} already holds a sweep; --resume continues it, "
                                             "--overwrite replaces it, or choose another --output / name")
+    from apcscale.sweep.display import plan_summary, plan_table
+    from apcscale.sweep.planner import build_plan
+    from apcscale.train.run import resolve_manifest
+
     console.print(f"[bold]sweep {recipe.name}[/] from {path}" + (f": {recipe.description}" if recipe.description else ""))
     manifest = resolve_manifest(recipe.data, progress=True)
     capacity = None
@@ -190,10 +237,28 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
                   "compute, isoflop, law_nd as .png and .pdf)")
     console.print(f"total {time.time() - started:.0f}s")
     if outcome.interrupted:
-        console.print(f"[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
-                      f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else ""))
+        console.print("[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
+                      + escape(f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else "")),
+                      soft_wrap=True)
         return 130
+    crashed = _crashed_runs(sweep_dir, plan)
+    if crashed:  # a diverged run is a result; a run that crashed past its retries is an error
+        console.print(f"[bold red]{len(crashed)} run(s) failed with an error[/] (not in the selection or the fits): "
+                      + escape("; ".join(f"{r}: {e}" for r, e in crashed)), soft_wrap=True)
+        return 1
     return 0
+
+
+def _crashed_runs(sweep_dir: Path, plan) -> list[tuple[str, str]]:
+    """(run id, error) of the runs that failed for an error other than a diverging loss."""
+    from apcscale.train.rundir import RunDir
+
+    out = []
+    for r in [*plan.runs, *plan.backlog]:
+        summary = RunDir(sweep_dir / "runs" / r.run_id).read_summary() or {}
+        if summary.get("status") == "failed" and summary.get("end") != "diverged":
+            out.append((r.run_id, str(summary.get("error") or "")[:200]))
+    return out
 
 
 def _report_only(console, sweep_dir: Path) -> int:

@@ -48,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         list_recipes("train_")
         return 0
 
-    from apcscale.data import AudioSourceError
+    from apcscale.data import DataError
+    from apcscale.models.apc import NonFiniteLossError
     from apcscale.train.config import load_train_recipe
     from apcscale.train.run import RunDirError, run_training
+    from apcscale.train.rundir import RunDir
 
     overrides = list(args.overrides)
     if args.audio:
@@ -59,18 +61,50 @@ def main(argv: list[str] | None = None) -> int:
         overrides += [f"data.manifest={args.manifest}", "data.audio=null"]
     if args.output:
         overrides.append(f"output_dir={args.output}")
+    run_dir = None
     try:
         recipe = load_train_recipe(find_recipe(args.recipe), overrides)
+        run_dir = RunDir(Path(recipe.output_dir) / recipe.name)
         result = run_training(recipe, progress=not args.no_progress, resume=args.resume, overwrite=args.overwrite)
-    except (RecipeError, AudioSourceError, RunDirError) as exc:
+    except (RecipeError, RunDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}; recorded failed in {run_dir.summary_path}", file=sys.stderr)
+        return 1
+    except DataError as exc:
+        print(f"error: {exc}" + _recorded(run_dir, fix="re-prepare the data"), file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into a SystemExit
+        sigterm = type(exc).__name__ == "SIGTERMException"
+        print(f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'}" + (_recorded(run_dir) or
+              "; nothing was trained yet"), file=sys.stderr)
+        return 143 if sigterm else 130
+    except Exception as exc:  # a crash the run recorded (interrupted): one line here, the traceback in the run
+        if run_dir is None or run_dir.status != "interrupted":
+            raise
+        import traceback
+
+        path = run_dir.write_traceback(traceback.format_exc())
+        print(f"error: {type(exc).__name__}: {exc} (traceback in {path})" + _recorded(run_dir), file=sys.stderr)
+        return 1
     s = result.summary
     print(json.dumps({k: s[k] for k in ("name", "label", "N", "frames", "flops", "final_dev_loss",
                                         "copy_baseline", "wall_time", "status")}, indent=1))
     print(f"dev L1 {s['final_dev_loss']:.4f} vs copy-last-frame baseline {s['copy_baseline']:.4f}; "
           f"run directory {result.run_dir}")
     return 0
+
+
+def _recorded(run_dir, fix: str = "") -> str:
+    """Where the run stands after an error or a signal (its summary, through RunDir)."""
+    if run_dir is None or run_dir.read_summary() is None:
+        return ""
+    status = run_dir.status
+    if status == "interrupted":
+        return (f"; the run is recorded interrupted in {run_dir.summary_path}: " + (f"{fix}, then " if fix else "")
+                + "--resume continues it from its last checkpoint")
+    return f"; the run is recorded {status} in {run_dir.summary_path}"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
     scheduler.py  the policy as a Tune TrialScheduler; ASHA with the same log, for comparison
     callback.py   Lightning -> Tune reports at every evaluation, with the run's extrapolation
     trainable.py  one Tune trial = one training run, resumable from its checkpoint
+    status.py     the driver's part of a run's status (a trial Tune gave up on: failed)
+    lock.py       the sweep directory's lock, held by the running driver
     runner.py     the Tuner: resources, storage, retries, --resume, --address
     progress.py   live table in the terminal
     results.py    tidy tables, fits, plots, report

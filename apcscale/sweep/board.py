@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUSES = ("planned", "queued", "running", "finished", "pruned", "failed", "backlog")
+#: pruned: stopped by the scheduler (the run directory says "stopped"); interrupted: resumable
+STATUSES = ("planned", "queued", "running", "finished", "pruned", "failed", "interrupted", "backlog")
 
 
 @dataclass

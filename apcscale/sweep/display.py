@@ -61,6 +61,8 @@ def _resources(r: PlannedRun) -> str:
 
 
 def plan_summary(plan: Plan) -> list[str]:
+    if not plan.runs:
+        return ["no runs planned"]
     t = Plan.totals(plan.runs)
     lines = []
     by_arch: dict[str, list[int]] = {}

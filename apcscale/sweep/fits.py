@@ -46,15 +46,14 @@ def frontier_fit(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, sizes: dic
 
 
 def _segments(fr) -> list[dict[str, Any]]:
-    segs = getattr(fr, "segments", None) or []
+    """The frontier's segments as plain records (run id, compute range, points) for fit.json."""
+    import dataclasses
+
     out = []
-    for s in segs:
-        if isinstance(s, dict):
-            out.append({k: (v if not isinstance(v, np.ndarray) else v.tolist()) for k, v in s.items()})
-        elif hasattr(s, "_asdict"):
-            out.append({k: (v if not isinstance(v, np.ndarray) else v.tolist()) for k, v in s._asdict().items()})
-        else:
-            out.append({"segment": str(s)})
+    for s in getattr(fr, "segments", None) or []:
+        d = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
+        out.append({k: (str(v) if k == "run_id" else v.item() if isinstance(v, np.generic) else v)
+                    for k, v in d.items()})
     return out
 
 

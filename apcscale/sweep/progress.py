@@ -10,7 +10,6 @@ file) it prints one line per event instead of redrawing.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from apcscale.sweep.board import SweepBoard
 from apcscale.sweep.display import _si, fmt_seconds
 
 STYLE = {"planned": "dim", "queued": "dim", "running": "cyan", "finished": "green", "pruned": "yellow",
-         "failed": "red", "backlog": "dim italic"}
+         "failed": "red", "interrupted": "yellow", "backlog": "dim italic"}
 
 
 def _bar(frac: float, width: int = 12) -> str:
@@ -208,6 +207,10 @@ class SweepProgress(Callback):
             self.board.on_end(run_id, status)
             if status == "failed":
                 self._say(f"failed {run_id}: {error}", "red")
+            elif status == "interrupted":
+                self._say(f"interrupted {run_id}: {error}; --resume continues it", "yellow")
+            elif status == "pruned":
+                self._say(f"pruned {run_id}: {error}", "yellow")
             else:
                 self._say(f"finished {run_id}: dev loss {_num(st.last.get('dev_loss'))} "
                           f"(best {_num(st.last.get('best_dev_loss', st.last.get('dev_loss')))})", "green")
@@ -221,7 +224,9 @@ class SweepProgress(Callback):
         run_id = self.board.run_of(trial.trial_id)
         if run_id:
             self.board.on_end(run_id, "failed")
-            self._say(f"failed {run_id} after retries: {_first_line(trial)}", "red")
+            where = getattr(trial, "error_file", None)
+            self._say(f"failed {run_id} after retries: {_first_line(trial)}"
+                      + (f" (traceback: {where})" if where else ""), "red")
         self._draw(force=True)
 
     def on_experiment_end(self, trials, **info) -> None:
@@ -238,11 +243,14 @@ def _first_line(trial) -> str:
 
 
 def _run_status(run_dir: Path) -> tuple[str, str]:
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return "finished", ""
-    return ("failed", str(summary.get("error") or "")[:160]) if summary.get("status") == "failed" else ("finished", "")
+    """How a trial that completed left its run (RunDir): finished, failed, stopped or interrupted."""
+    from apcscale.train.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    summary = rd.read_summary() or {}
+    status = rd.effective_status()
+    status = {"stopped": "pruned", "planned": "interrupted"}.get(status, status)
+    return status, str(summary.get("error") or "")[:160]
 
 
 __all__ = ["SweepProgress", "render"]

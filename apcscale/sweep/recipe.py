@@ -280,6 +280,10 @@ class SweepRecipe:
     def validate(self) -> None:
         check(self.name is None or (bool(self.name) and "/" not in self.name), "name",
               f"must be a non-empty name without '/' (or null: from the corpus), got {self.name!r}")
+        try:  # a recipe without a grid section gets the default (empty) one, which from_dict never checked
+            self.grid.validate()
+        except RecipeError as exc:
+            raise exc.at(parent="grid") from None
         check(self.data.subset is None, "data.subset", "set the subsets in grid.subsets")
         check(self.trainer.devices in (1, "1", "auto"), "trainer.devices",
               "a sweep trial trains on the devices its resources give it; set resources.gpus/workers instead")

@@ -30,7 +30,7 @@ from apcscale.sweep.plan import Plan, _si
 if TYPE_CHECKING:
     from apcscale.sweep.results import SweepResults
 
-STATUSES = ("finished", "stopped", "failed", "interrupted", "not run")
+STATUSES = ("finished", "stopped", "failed", "interrupted", "running", "not run")
 
 
 def _fmt_interval(iv) -> str:
@@ -313,11 +313,12 @@ def write_report(res: "SweepResults", plan: Plan, decisions: list[dict], *, wall
     L += points_lines(res.selection)
     L.append("")
     L += pruning_lines(decisions, spent)
-    failed = in_plan[in_plan["status"] == "failed"]
-    if len(failed):
-        L.append("Failed runs")
-        L += [f"  {r['run_id']}: {r['note']}" for _, r in failed.iterrows()]
-        L.append("")
+    for status, title in (("failed", "Failed runs"), ("interrupted", "Interrupted runs (not in the selection or the fits)")):
+        rows = in_plan[in_plan["status"] == status]
+        if len(rows):
+            L.append(title)
+            L += [f"  {r['run_id']}: {r['note']}" for _, r in rows.iterrows()]
+            L.append("")
     if len(not_run):
         L.append(f"Not run ({len(not_run)}): " + ", ".join(not_run["run_id"]))
         L.append("")

@@ -20,10 +20,12 @@ Everything is read from the sweep directory (plan.json, runs/*/curve.csv and
 summary.json, decisions.jsonl, Tune's trial errors), so `collect` can be re-run
 on a finished or interrupted sweep at any time.
 
-Status of a run: finished (it met its stopping rule, or spent its budget), stopped (by the
-frontier policy or ASHA: its curve ends where it was stopped), failed (its loss turned NaN, or it
-crashed more often than `max_failures`), interrupted (resumable) or not run (in the backlog, or
-never started).
+Status of a run (apcscale.train.rundir): finished (it met its stopping rule, or spent its
+budget), stopped (by the frontier policy or ASHA: its curve ends where it was stopped), failed
+(its loss turned NaN, or it crashed more often than `max_failures`), interrupted (a crash, a
+signal or Ctrl-C; resumable) or not run (in the backlog, or never started). Only finished and
+stopped runs enter the selection and the fits; every run's evaluations are in points.csv with
+its status.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from apcscale.sweep.fits import (_json_default, _jsonable_fit, frontier_fit, fro
                                  joint_fit, shared_floor)
 from apcscale.sweep.points import run_points, select
 from apcscale.sweep.report import write_report
-from apcscale.sweep.tables import POINT_COLUMNS, curves_of, load_tables  # noqa: F401 (re-exported)
+from apcscale.sweep.tables import FIT_STATUSES, POINT_COLUMNS, curves_of, load_tables  # noqa: F401 (re-exported)
 
 BASELINES = "baselines.json"
 
@@ -116,7 +118,7 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
     runs = runs.merge(run_pts[["run_id", "kind", "loss", "lo", "hi"]].rename(
         columns={"kind": "point", "loss": "point_loss", "lo": "point_lo", "hi": "point_hi"}), on="run_id", how="left")
     selection = select(run_pts)
-    curves = curves_of(points)
+    curves = curves_of(points[points["status"].isin(FIT_STATUSES)])  # no crashed or half-trained run
     sizes = dict(zip(runs["run_id"], runs["N"].astype(float)))
     fits: dict[str, Any] = {"frontier": {}, "joint": {}, "holdout": {}, "frontier_holdout": {}}
     fits["frontier"]["all"] = frontier_fit(curves, sizes=sizes, bootstrap=bootstrap)

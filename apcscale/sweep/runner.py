@@ -110,8 +110,18 @@ def init_ray(recipe: SweepRecipe, address: str | None = None) -> dict[str, float
             ray.init(num_cpus=recipe.ray.num_cpus, num_gpus=recipe.ray.num_gpus, runtime_env=env, **kwargs)
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     logging.getLogger("ray.train").setLevel(logging.WARNING)
+    # a crashed trial: the progress shows one line (retrying / failed) and the run records its error;
+    # the traceback Tune logs for it would bury them (it stays in the trial's error.txt under tune/)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _TrialTaskFailed) for f in controller.filters):
+        controller.addFilter(_TrialTaskFailed())
     res = ray.cluster_resources()
     return {"cpus": float(res.get("CPU", 0.0)), "gpus": float(res.get("GPU", 0.0))}
+
+
+class _TrialTaskFailed(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trial task failed for trial")
 
 
 def make_scheduler(recipe: SweepRecipe, plan: Plan, sweep_dir: Path, board: SweepBoard, pruning: str):
@@ -140,6 +150,7 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
 
     from apcscale.sweep.progress import SweepProgress
     from apcscale.sweep.searcher import PlanSearcher, trial_dirname, trial_name
+    from apcscale.sweep.status import RunStatusCallback, mark_failed
     from apcscale.sweep.trainable import train_grid_point
 
     sweep_dir = Path(sweep_dir).resolve()
@@ -175,7 +186,7 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
             run_config=tune.RunConfig(
                 name=TUNE_DIR, storage_path=str(sweep_dir),
                 failure_config=tune.FailureConfig(max_failures=recipe.ray.max_failures),
-                callbacks=[show], verbose=0, log_to_file=True,
+                callbacks=[RunStatusCallback(sweep_dir), show], verbose=0, log_to_file=True,
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
             ),
         )
@@ -190,7 +201,10 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
             if res.error is not None:
                 run_id = (res.config or {}).get("run_id", "?")
                 errors[run_id] = f"{type(res.error).__name__}: {str(res.error).strip().splitlines()[-1][:300]}"
-        interrupted = interrupted or any(st.status in ("queued", "running", "planned") for st in board.runs.values())
+                if run_id != "?":
+                    mark_failed(sweep_dir, run_id, errors[run_id])  # also a trial restored as errored
+        interrupted = interrupted or any(st.status in ("queued", "running", "planned", "interrupted")
+                                         for st in board.runs.values())
     searcher_now = _find_searcher(tuner)
     return SweepOutcome(sweep_dir=sweep_dir, board=board, interrupted=interrupted, errors=errors,
                         redeployed=list(getattr(searcher_now, "redeployed", []) or []))
@@ -218,22 +232,21 @@ def _restored_board(tuner) -> SweepBoard | None:
 
 
 def _sync_board_from_disk(board: SweepBoard, sweep_dir: Path) -> None:
-    """After --resume: runs that ended in the interrupted session show as such."""
-    import json
-
+    """After --resume: runs that ended in the interrupted session show as such (their run
+    directories say so); interrupted ones wait to be continued."""
     from apcscale.sweep.scheduler import DECISIONS, DecisionLog
+    from apcscale.train.rundir import ENDED, RunDir
 
     stopped = {rec["run_id"]: rec for rec in DecisionLog(sweep_dir / DECISIONS).read()
                if rec.get("action") == "stop" and rec.get("mode") in ("prune", "asha")}
     for run_id, st in board.runs.items():
-        summary = sweep_dir / "runs" / run_id / "summary.json"
-        if run_id in stopped:
-            st.status, st.decision = "pruned", stopped[run_id]
-        elif summary.is_file():
-            try:
-                st.status = json.loads(summary.read_text()).get("status", st.status)
-            except json.JSONDecodeError:
-                pass
+        status = RunDir(sweep_dir / "runs" / run_id).status
+        if status in ENDED:
+            st.status = "pruned" if status == "stopped" else status
+            if run_id in stopped:
+                st.decision = stopped[run_id]
+        elif st.status in ("finished", "pruned", "failed", "interrupted", "running", "queued"):
+            st.status = "planned"  # not ended: the resumed sweep continues it
 
 
 __all__ = ["run_sweep", "init_ray", "ClusterConnectionError", "trial_resources", "SweepOutcome", "SweepStateError", "TUNE_DIR"]

@@ -20,7 +20,6 @@ benchmarks/bench_sweep.py.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -71,10 +70,10 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_curve_csv(path: Path) -> list[tuple[float, float]]:
-    if not path.is_file():
-        return []
-    with path.open() as fh:
-        return [(float(r["flops"]), float(r["dev/loss"])) for r in csv.DictReader(fh)]
+    """(FLOPs, dev loss) of every evaluation in a run's curve.csv (read by its RunDir)."""
+    from apcscale.train.rundir import RunDir
+
+    return [(p["flops"], p["dev/loss"]) for p in RunDir(Path(path).parent).read_curve()]
 
 
 class FrontierScheduler(FIFOScheduler):

@@ -6,7 +6,6 @@ decisions.jsonl, Tune's trial errors), so the tables can be rebuilt at any time.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from apcscale.sweep.plan import Plan, cooldown_start
 from apcscale.sweep.scheduler import DECISIONS, DecisionLog
+from apcscale.train.rundir import CURVE_FIELDS, FAILED, FINISHED, INTERRUPTED, RUNNING, STOPPED, RunDir
 
 
 POINT_COLUMNS = ["run_id", "arch", "width", "depth", "label", "N", "N_total", "subset", "D", "hours", "seed",
@@ -33,42 +33,50 @@ def _tune_errors(sweep_dir: Path) -> dict[str, str]:
 
 
 def _read_curve(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "curve.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    df = pd.read_csv(path)
-    return df.drop_duplicates(subset=["frames", "steps"], keep="last").sort_values("flops", kind="stable")
+    points = RunDir(run_dir).read_curve()
+    return pd.DataFrame(points, columns=list(CURVE_FIELDS)) if points else pd.DataFrame()
 
 
-def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str) -> tuple[str, str]:
-    summary_path = run_dir / "summary.json"
-    summary = {}
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except json.JSONDecodeError:
-            summary = {}
-    if summary.get("status") == "failed":
-        return "failed", str(summary.get("error") or "")
-    if run_id in stops:
-        return "pruned", str(stops[run_id].get("reason", ""))
-    if summary.get("status") == "stopped":
-        return "pruned", str(summary.get("error") or "stopped by the scheduler")
-    if summary.get("status") == "finished":
+#: the statuses whose evaluations enter the selection and the fits: runs that ended normally
+FIT_STATUSES = ("finished", "stopped")
+
+
+def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str,
+               live: bool = False) -> tuple[str, str]:
+    """(status, note) of a run for the tables: finished, stopped (by the scheduler: pruned),
+    failed, interrupted (resumable), running (only while a driver holds the sweep: `live`) or
+    not run. The status is the run directory's (RunDir); `stops` (the scheduler's stop
+    decisions) give a stopped run's reason; `errors` (Tune's trial errors) the error of a run
+    that failed before it could record one."""
+    rd = RunDir(run_dir)
+    summary = rd.read_summary() or {}
+    status = rd.effective_status(live=live)
+    if status == RUNNING:
+        return "running", "being trained by the live sweep"
+    if status == FAILED:
+        return "failed", str(summary.get("error") or errors.get(run_id) or "failed")
+    if status == STOPPED:
+        reason = (summary.get("decision") or stops.get(run_id) or {}).get("reason")
+        return "stopped", str(reason or summary.get("error") or "stopped by the scheduler")
+    if status == FINISHED:
         return "finished", ""  # possibly after a crash and a retry (Tune keeps the first error's log)
-    if run_id in errors:
+    if status == INTERRUPTED:
+        why = summary.get("error") or "the process training it ended without a word (killed, or its driver died)"
+        return "interrupted", f"{why}; --resume continues it"
+    if run_id in errors:  # a trial that errored before its run could start
         return "failed", errors[run_id]
-    if run_dir.exists():
-        return "incomplete", "interrupted; --resume continues it"
     return "not run", ""
 
 
-def _read_summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
+def _live_elsewhere(sweep_dir: Path) -> bool:
+    """A driver other than this process holds the sweep (its "running" runs are being trained)."""
+    import os
+    import socket
+
+    from apcscale.sweep.lock import holder
+
+    h = holder(sweep_dir)
+    return h is not None and (h.get("pid") != os.getpid() or h.get("host") != socket.gethostname())
 
 
 def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan, list[dict]]:
@@ -77,10 +85,11 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
     decisions = DecisionLog(sweep_dir / DECISIONS).read()
     stops = {d["run_id"]: d for d in decisions if d.get("action") == "stop" and d.get("mode") in ("prune", "asha")}
     errors = _tune_errors(sweep_dir)
+    live = _live_elsewhere(sweep_dir)
     point_frames, run_rows = [], []
     for r in [*plan.runs, *plan.backlog]:
         run_dir = sweep_dir / "runs" / r.run_id
-        status, note = run_status(run_dir, stops, errors, r.run_id)
+        status, note = run_status(run_dir, stops, errors, r.run_id, live=live)
         curve = _read_curve(run_dir)
         meta = {"run_id": r.run_id, "arch": r.arch, "width": r.width, "depth": r.depth, "label": r.label, "N": r.N,
                 "N_total": r.N_total, "subset": r.subset, "D": r.D, "hours": r.hours, "seed": r.seed}
@@ -94,7 +103,7 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
                 "status": [status] * len(curve),
             })
             point_frames.append(pts)
-        summary = _read_summary(run_dir)
+        summary = RunDir(run_dir).read_summary() or {}
         stopping = summary.get("stopping") or {}
         fired = stopping.get("fired_at")
         start = cooldown_start(r.recipe)
@@ -133,4 +142,4 @@ def curves_of(points: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-__all__ = ["POINT_COLUMNS", "load_tables", "run_status", "curves_of"]
+__all__ = ["POINT_COLUMNS", "FIT_STATUSES", "load_tables", "run_status", "curves_of"]

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import time
-from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-CURVE_FIELDS = ("frames", "flops", "steps", "wall_time", "train_time", "dev/loss", "dev/copy_baseline", "lr")
+from apcscale.train.rundir import CURVE_FIELDS, RunDir
 
 
 class CurveRecorder(L.Callback):
-    """Keeps every dev evaluation (the run's learning curve) and appends it to curve.csv."""
+    """Keeps every dev evaluation (the run's learning curve) and appends it to the run
+    directory's curve.csv (through `RunDir`, which owns the file)."""
 
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else None
+    def __init__(self, run_dir: RunDir | None = None):
+        self.run_dir = run_dir
         self.points: list[dict[str, float]] = []
 
     def load_existing(self) -> None:
         """On resume: the points already on disk stay part of the curve."""
-        if self.path is not None and self.path.is_file():
-            with self.path.open() as fh:
-                self.points = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        if self.run_dir is not None:
+            self.points = self.run_dir.read_curve()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not getattr(pl_module, "last_eval", None):
@@ -35,13 +33,8 @@ class CurveRecorder(L.Callback):
         if self.points and self.points[-1]["frames"] == point["frames"] and self.points[-1]["steps"] == point["steps"]:
             return  # the same point evaluated twice (e.g. a resumed run re-validating)
         self.points.append(point)
-        if self.path is not None and trainer.is_global_zero:
-            new = not self.path.is_file()
-            with self.path.open("a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(point)
+        if self.run_dir is not None and trainer.is_global_zero:
+            self.run_dir.append_point(point)
 
 
 def _si(x: float) -> str:

@@ -1,7 +1,7 @@
 """One training run: recipe in, learning curve, checkpoints and a summary out.
 
     run_dir/
-      summary.json      N, C, D, final and best dev loss, status, the whole curve
+      summary.json      N, C, D, status and why it ended, final and best dev loss, the whole curve
       curve.csv         one row per dev evaluation (frames, FLOPs, steps, wall time, dev loss)
       logs/version_k/   Lightning's CSVLogger (metrics.csv: train loss per step, dev metrics per
                         evaluation; hparams.yaml); each resume of the run adds a version
@@ -10,13 +10,18 @@
       recipe.yaml       the validated recipe, with every default filled in
       checkpoints/      last.ckpt and best.ckpt (lowest dev loss)
 
+summary.json and curve.csv are read and written only through `apcscale.train.rundir.RunDir`,
+which owns the run's status: running from the start; finished only when the budget is spent;
+failed (end "diverged") when the loss turns NaN; interrupted, with the error, on any other
+exception or a signal (Ctrl-C, SIGTERM); stopped when the caller's `stopped_by` names the
+scheduler decision that ended it.
+
 Used by `python -m apcscale.recipes.train` and, inside Ray Tune trials, by the sweep.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,6 +40,7 @@ from apcscale.train.callbacks import CurveRecorder, FramesProgressBar
 from apcscale.train.config import DataConfig, TrainerConfig, TrainRecipe
 from apcscale.train.loggers import build_loggers
 from apcscale.train.loop import IntervalDataModule
+from apcscale.train.rundir import RunDir, RunDirError  # noqa: F401 - RunDirError: part of this API
 from apcscale.train.stopping import EarlyStopping, stopping_summary
 from apcscale.utils.schema import RecipeError, to_dict
 
@@ -43,14 +49,10 @@ from apcscale.utils.schema import RecipeError, to_dict
 warnings.filterwarnings("ignore", message=r".*overridden `on_before_batch_transfer`.*")
 
 
-class RunDirError(RuntimeError):
-    """The run directory holds a previous run and neither resume nor overwrite was asked for."""
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
-    status: str  # finished | failed
+    status: str  # finished (the only status a run_training that returns can leave)
     summary: dict[str, Any]
     curve: list[dict[str, float]] = field(default_factory=list)
 
@@ -115,24 +117,6 @@ def subset_info(manifest: Path, subset: str | None) -> dict[str, Any]:
     return {"subset": name, "frames": int(entry["frames"]), "feature_dim": m.feature_dim}
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
-    """Returns the checkpoint to resume from, if any."""
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if resume and last.is_file():
-        return last
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        if not overwrite:
-            raise RunDirError(
-                f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start over, "
-                "or choose another name/output directory"
-            )
-        import shutil
-
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return None
-
-
 def run_training(
     recipe: TrainRecipe,
     *,
@@ -145,17 +129,24 @@ def run_training(
     trainer_overrides: dict[str, Any] | None = None,
     trainer_hook: Callable[[L.Trainer], L.Trainer] | None = None,
     primary: bool = True,
+    stopped_by: Callable[[], dict[str, Any] | None] | None = None,
 ) -> TrainResult:
-    """Train one APC model as the recipe says. Raises NonFiniteLossError (after saving the
-    summary, with status "failed") if the loss turns NaN; everything already written stays."""
+    """Train one APC model as the recipe says; returns when its budget is spent (status finished).
+
+    Anything else that ends training propagates, after the run's summary records it: a NaN
+    loss raises NonFiniteLossError (status failed), any other exception or a signal leaves the
+    run interrupted (resumable with resume=True). `stopped_by`, asked when training is ended by
+    a SystemExit or KeyboardInterrupt (how Ray Tune ends a trial), returns the scheduler's
+    decision if it was one (status stopped) or None (interrupted). Everything already written
+    (curve, checkpoints, logs) stays."""
     run_dir = Path(run_dir) if run_dir is not None else Path(recipe.output_dir) / recipe.name
+    run = RunDir(run_dir)
     manifest = Path(manifest) if manifest is not None else resolve_manifest(recipe.data, progress=progress)
     if primary:  # one process of a multi-process run owns the directory
-        resume_from = _prepare_run_dir(run_dir, resume, overwrite)
+        resume_from = run.prepare(resume, overwrite)
         (run_dir / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
     else:
-        last = run_dir / "checkpoints" / "last.ckpt"
-        resume_from = last if resume and last.is_file() else None
+        resume_from = run.last_checkpoint if resume and run.last_checkpoint.is_file() else None
 
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
     data = build_datamodule(recipe, manifest)
@@ -169,7 +160,7 @@ def run_training(
         clock={"unit": unit, "total": total, "points": points},
         compile=recipe.trainer.compile,
     )
-    curve = CurveRecorder(run_dir / "curve.csv")
+    curve = CurveRecorder(run)
     if resume_from is not None:
         curve.load_existing()
     cbs: list[L.Callback] = [curve]
@@ -213,8 +204,28 @@ def run_training(
         summary["init_from"] = {"checkpoint": str(recipe.init_from), "frames": branch.frames if branch else None}
     if progress and trainer.is_global_zero:
         print(_describe(summary))
+    owner = trainer.is_global_zero  # one process of a multi-process run writes the summary
+    if owner:
+        run.start(**summary)
     started = time.perf_counter()
-    status, error = "finished", None
+
+    def record(end_status: str, **fields: Any) -> dict[str, Any]:
+        summary.update(_summary_tail(module, curve.points, time.perf_counter() - started))
+        # why a finished run ended: its budget, or (stopping rule on) the rule or its cap; converged or not
+        ends = stopping_summary(module, recipe.stopping, reached_end=end_status == "finished")
+        summary.update({k: v for k, v in ends.items() if k != "end"})
+        if end_status == "finished":
+            fields["end"] = ends["end"] or "budget"
+        if not owner:
+            return summary
+        if end_status == "finished":
+            return run.finish(**summary, **fields)
+        if end_status == "stopped":
+            return run.stop(**summary, **fields)
+        if end_status == "failed":
+            return run.fail(**summary, **fields)
+        return run.interrupt(**summary, **fields)
+
     try:
         if resume_from is None and recipe.eval.at_start and 0 in points:
             # the untrained model (a branch: its parent's state): the curve's start
@@ -222,15 +233,51 @@ def run_training(
             module.clock.mark_evaluated(module.frames_seen, 0)
         trainer.fit(module, datamodule=wrapped, ckpt_path=str(resume_from) if resume_from else None)
     except NonFiniteLossError as exc:
-        status, error = "failed", str(exc)
+        record("failed", error=str(exc), end="diverged")
         raise
-    finally:
-        summary.update(_summary_tail(module, curve.points, status, error, time.perf_counter() - started))
-        reached_end = module.clock is not None and module.clock.done(module.frames_seen, module.global_step)
-        summary.update(stopping_summary(module, recipe.stopping, reached_end))
-        if trainer.is_global_zero:
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
-    return TrainResult(run_dir=run_dir, status=status, summary=summary, curve=list(curve.points))
+    except Exception as exc:
+        record("interrupted", error=f"{type(exc).__name__}: {exc}", end="error")
+        raise
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt: a signal, or Ray Tune ending the trial
+        if _budget_spent(module, trainer):
+            record("finished")
+        else:
+            decision = stopped_by() if stopped_by is not None else None
+            if decision is not None:
+                record("stopped", decision=decision)
+            else:
+                record("interrupted", error=_interruption(exc, stopped_by is not None), end="signal")
+        raise
+    if _budget_spent(module, trainer):  # its budget, or the end of the cooldown its stopping rule set
+        final = record("finished")
+    else:  # the trainer returned early, and nothing said why
+        record("interrupted", end="error",
+               error=f"training ended at {module.frames_seen:,} frames, before its budget of {total:,} {unit}")
+        raise RuntimeError(f"{recipe.name}: training ended before its budget was spent; the run is recorded "
+                           f"as interrupted in {run.summary_path}")
+    return TrainResult(run_dir=run_dir, status=final.get("status", "finished"), summary=final,
+                       curve=list(curve.points))
+
+
+def _budget_spent(module: APCModule, trainer: L.Trainer) -> bool:
+    """The run trained its whole budget (and its final evaluation was made)."""
+    clock = module.clock
+    if clock is None:
+        return False
+    return clock.done(module.frames_seen, trainer.global_step) and clock.next_index >= len(clock.points)
+
+
+def _interruption(exc: BaseException, in_sweep: bool) -> str:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exc, SIGTERMException):
+        return "interrupted by SIGTERM"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted by Ctrl-C (SIGINT)"
+    if in_sweep:
+        return "interrupted: the sweep ended the trial without a scheduler decision (Ctrl-C or the driver stopping)"
+    code = getattr(exc, "code", None)
+    return f"interrupted ({type(exc).__name__}{'' if code is None else f' {code}'}: Ctrl-C, or a signal)"
 
 
 class BranchStart(L.Callback):
@@ -296,11 +343,10 @@ def _summary_head(recipe, module: APCModule, info: dict, unit: str, total: int, 
     }
 
 
-def _summary_tail(module: APCModule, points: list[dict], status: str, error: str | None, seconds: float) -> dict:
+def _summary_tail(module: APCModule, points: list[dict], seconds: float) -> dict:
     losses = [p["dev/loss"] for p in points]
+    finite = [x for x in losses if math.isfinite(x)]
     return {
-        "status": status,
-        "error": error,
         "frames": module.frames_seen,
         "flops": module.flops_seen,
         "steps": int(points[-1]["steps"]) if points else 0,
@@ -308,7 +354,7 @@ def _summary_tail(module: APCModule, points: list[dict], status: str, error: str
         "train_time": module.train_time,
         "seconds": seconds,
         "final_dev_loss": losses[-1] if losses else math.nan,
-        "min_dev_loss": min(losses) if losses else math.nan,
+        "min_dev_loss": min(finite) if finite else math.nan,
         "copy_baseline": points[-1]["dev/copy_baseline"] if points else math.nan,
         "curve": points,
     }

@@ -239,7 +239,12 @@ def apply_override(data: dict, item: str, source: str | None = None) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise RecipeError(key, "cannot override inside a non-mapping", source=source)
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(key.strip(), f"{raw!r} is not a valid YAML value ({problem}); quote a string, "
+                                       "write a list as [a, b]", source=source) from None
 
 
 __all__ = ["RecipeError", "from_dict", "to_dict", "check", "load_yaml", "load_recipe", "apply_override"]
