@@ -27,7 +27,8 @@ def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: dict[str, Any], 
         return
     norm = colors.LogNorm(vmin=max(1.0, pts["N"].min()), vmax=max(pts["N"].max(), pts["N"].min() * 1.01))
     cmap = cm.viridis
-    dashes = {"lstm": "-", "transformer": "--"}
+    styles = ["-", "--", ":", "-."]  # one line style per architecture, in name order
+    dashes = {a: styles[i % len(styles)] for i, a in enumerate(sorted(set(runs["arch"])))}
     for run_id, df in pts.groupby("run_id", sort=False):
         row = runs[runs["run_id"] == run_id].iloc[0]
         ax.plot(df["flops"], df["dev_loss"], dashes.get(row["arch"], "-"), color=cmap(norm(row["N"])),
