@@ -138,13 +138,22 @@ def _where(packed):
     return list(zip(*(packed[k].tolist() for k in ("lengths", "rows", "offsets"))))
 
 
-@pytest.mark.parametrize("cfg", ARCHS, ids=lambda c: c.arch)
-def test_packed_loss_and_gradients_equal_padded(cfg, packed_and_padded):
+PACKED_PATHS = [(ARCHS[0], False), (ARCHS[0], True), (ARCHS[1], False), (ARCHS[1], True), (ARCHS[2], None)]
+
+
+@pytest.mark.parametrize("cfg,as_sequence", PACKED_PATHS,
+                         ids=lambda v: v.arch if isinstance(v, ModelConfig) else {None: "", False: "rows",
+                                                                                  True: "PackedSequence"}[v])
+def test_packed_loss_and_gradients_equal_padded(cfg, as_sequence, packed_and_padded):
+    """For the RNNs both ways a packed batch can run: the utterances one per row (the CPU's way) and
+    a PackedSequence (the GPU's way, forced here on the CPU)."""
     packed, padded = packed_and_padded
     results = []
     for batch in (packed, padded):
         torch.manual_seed(0)
         net = APCNet(40, cfg)
+        if as_sequence is not None:
+            net.context.packed_sequence = as_sequence
         total, count = net.loss_terms(batch["feats"], Layout.of(batch))
         (total / count).backward()
         results.append((total.item(), count.item(), [p.grad.clone() for p in net.parameters()]))
@@ -155,8 +164,10 @@ def test_packed_loss_and_gradients_equal_padded(cfg, packed_and_padded):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("cfg", ARCHS, ids=lambda c: c.arch)
-def test_packed_utterances_do_not_see_each_other(cfg, packed_and_padded):
+@pytest.mark.parametrize("cfg,as_sequence", PACKED_PATHS,
+                         ids=lambda v: v.arch if isinstance(v, ModelConfig) else {None: "", False: "rows",
+                                                                                  True: "PackedSequence"}[v])
+def test_packed_utterances_do_not_see_each_other(cfg, as_sequence, packed_and_padded):
     """Perturbing one utterance of a packed row leaves the outputs of all the others bit-identical
     (no attention, no recurrent state across an utterance boundary), and RoPE positions restart."""
     packed, _ = packed_and_padded
@@ -165,6 +176,8 @@ def test_packed_utterances_do_not_see_each_other(cfg, packed_and_padded):
     victim = next(i for i, (_, r, o) in enumerate(where) if row_counts[r] > 1 and o == 0)  # others follow it
     torch.manual_seed(0)
     net = APCNet(40, cfg).eval()
+    if as_sequence is not None:
+        net.context.packed_sequence = as_sequence
     layout = Layout.of(packed)
     assert all(layout.position[r, o:o + n].tolist() == list(range(n)) for n, r, o in where)
     n, r, o = where[victim]

@@ -158,6 +158,27 @@ class Layout:
         index, batch_sizes, order, unsorted = self._packed_order
         return PackedSequence(x.reshape(-1, x.shape[-1])[index], batch_sizes, order, unsorted)
 
+    @cached_property
+    def _padded_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, longest) flat index of each utterance's steps (0 past its end) and the mask of real ones."""
+        t = torch.arange(int(self.lengths.max()) if self.lengths.numel() else 0, device=self.device)
+        rows = self.rows if self.packed else torch.arange(self.lengths.numel(), device=self.device)
+        offsets = self.offsets if self.packed else torch.zeros_like(self.lengths)
+        valid = t[None, :] < self.lengths[:, None]
+        index = (rows * self.steps + offsets)[:, None] + t[None, :]
+        return torch.where(valid, index, 0), valid
+
+    def to_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, L, D) -> (n, longest, D): each utterance in its own row from step 0, zeros after it."""
+        index, valid = self._padded_index
+        return x.reshape(-1, x.shape[-1])[index] * valid.unsqueeze(-1).to(x.dtype)
+
+    def from_padded(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """(n, longest, D) -> (R, L, D): each utterance's steps back in place (zeros where no frame is)."""
+        index, valid = self._padded_index
+        out = y.new_zeros((self.n_rows * self.steps, y.shape[-1]))
+        return out.index_copy(0, index[valid], y[valid]).view(*like.shape[:2], y.shape[-1])
+
     def unpack(self, packed: PackedSequence, like: torch.Tensor) -> torch.Tensor:
         """A PackedSequence of the utterances back to (R, L, D) (zeros where no frame is)."""
         index = self._packed_order[0]

@@ -8,8 +8,10 @@ and its output is added to its input.
 Batches (apcscale.models.layout): in a padded batch the padding sits at the end of each row, so
 a causal network's outputs at valid steps never depend on it and the dense kernel runs on the
 whole tensor (the length-bucketed stream keeps that padding small). In a packed batch several
-utterances share a row: the stack then runs on a PackedSequence of the utterances (cuDNN
-supports it; the state starts afresh for each utterance), with the residual sums on its data.
+utterances share a row and the state must start afresh for each: on a GPU the stack runs on a
+PackedSequence of the utterances (cuDNN supports it), with the residual sums on its data; on
+the CPU, where PyTorch has no fused packed-sequence kernel, on the utterances laid out one per
+row (padded again, the dense kernel), their outputs then put back in place.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class RecurrentContext(nn.Module):
 
     cell: type[nn.RNNBase] = nn.LSTM
     gates: int = 4  # weight matrices per input (LSTM: input, forget, cell, output; GRU: reset, update, new)
+    #: packed batches: run a PackedSequence (True) or the utterances one per row (False); None: a
+    #: PackedSequence on a GPU (cuDNN), one per row elsewhere
+    packed_sequence: bool | None = None
 
     def __init__(self, width: int, depth: int, dropout: float = 0.0):
         super().__init__()
@@ -41,7 +46,16 @@ class RecurrentContext(nn.Module):
         `layers` layers only and return their output (0: x itself; default: all of them).
         """
         stack = self.layers[: self.depth if layers is None else layers]
-        if layout is not None and layout.packed:
+        as_sequence = x.is_cuda if self.packed_sequence is None else self.packed_sequence
+        if layout is not None and layout.packed and not as_sequence:
+            # oneDNN has no packed-sequence RNN: PyTorch's CPU PackedSequence path runs 3-5x slower per frame
+            # than the dense kernel on the utterances, each in its own row (tests/test_models.py: the same outputs)
+            h = layout.to_padded(x)
+            for rnn in stack:
+                y, _ = rnn(h)
+                h = h + self.dropout(y)
+            return layout.from_padded(h, x)
+        if layout is not None and layout.packed:  # cuDNN runs a PackedSequence as it is
             packed = layout.pack(x)
             data = packed.data
             for rnn in stack:
