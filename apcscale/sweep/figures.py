@@ -13,6 +13,16 @@ from apcscale.sweep.plan import _si
 
 
 
+def arch_styles(archs: list[str]) -> dict[str, str]:
+    """A line style per architecture, the same in every plot (lstm solid, gru dash-dot, transformer dashed;
+    dotted is the frontier fit's)."""
+    from apcscale.models.config import ARCHITECTURES
+
+    styles = ["-", "-.", "--", ":"]
+    order = [*ARCHITECTURES, *sorted(set(archs) - set(ARCHITECTURES))]
+    return {a: styles[order.index(a) % len(styles)] for a in archs}
+
+
 def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: dict[str, Any], path: Path, title: str) -> None:
     import matplotlib
 
@@ -27,8 +37,7 @@ def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: dict[str, Any], 
         return
     norm = colors.LogNorm(vmin=max(1.0, pts["N"].min()), vmax=max(pts["N"].max(), pts["N"].min() * 1.01))
     cmap = cm.viridis
-    styles = ["-", "--", ":", "-."]  # one line style per architecture, in name order
-    dashes = {a: styles[i % len(styles)] for i, a in enumerate(sorted(set(runs["arch"])))}
+    dashes = arch_styles(sorted(set(runs["arch"])))
     for run_id, df in pts.groupby("run_id", sort=False):
         row = runs[runs["run_id"] == run_id].iloc[0]
         ax.plot(df["flops"], df["dev_loss"], dashes.get(row["arch"], "-"), color=cmap(norm(row["N"])),
