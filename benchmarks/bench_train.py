@@ -1,16 +1,23 @@
-"""Training throughput: the Lightning APC module against a plain PyTorch loop.
+"""Training throughput: batchings against each other, and the Lightning APC module against a plain
+PyTorch loop.
 
-Both train the same model (same initial weights) with the same optimiser,
-schedule, clipping and loss on the same batches (real FSDD features, taken
-from the streaming pipeline once and replayed from memory so that data loading
-is not part of the comparison). Reported: frames/s of each and the ratio
-Lightning / plain (target >= 0.95), median over alternating repeats: in the
-steady state (from the start of the 6th batch to the end of the last, what a
-long run sees) and end to end (the whole `fit()` call, with Trainer set-up and
-the closing dev evaluation, which a short benchmark run magnifies).
+Every loop trains the same model (same initial weights) with the same optimiser, schedule,
+clipping and loss on real FSDD batches, taken from the streaming pipeline once and replayed from
+memory (data loading is not part of the comparison), made three ways: in stream order padded to
+their longest crop, 32 crops each (`random`: how the stream batched before length buckets), and
+by a budget of frames per batch (rows x steps, 1,400 by default: about the counted frames 32
+crops hold) from length buckets (`bucket`, the default) or packed rows (`pack`). Reported per
+model and batching: the frames the network computes on per frame counted, and the *counted*
+frames per second (what a run's budget and C count) of the plain loop and of Lightning, and
+the ratio Lightning / plain (target >= 0.95), and each batching's Lightning rate against
+`random`, all in the same run, median over alternating repeats: in the steady state (from the
+start of the 6th batch to the end of the last, what a long run sees) and end to end (the whole
+`fit()` call, with Trainer set-up and the closing dev evaluation, which a short benchmark run
+magnifies).
 
-    python benchmarks/bench_train.py                       # both archs, CPU
+    python benchmarks/bench_train.py                       # both archs (width 256, depth 3), CPU
     python benchmarks/bench_train.py --arch transformer --width 512 --device cuda --precision bf16-mixed
+    python benchmarks/bench_train.py --batchings bucket    # one batching only
 """
 
 from __future__ import annotations
@@ -31,22 +38,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from apcscale.models.apc import APCModule  # noqa: E402
-from apcscale.models.config import ModelConfig  # noqa: E402
+from apcscale.models.config import ARCHITECTURES, ModelConfig  # noqa: E402
+from apcscale.models.layout import Layout  # noqa: E402
 from apcscale.models.optim import OptimConfig, lr_factor  # noqa: E402
 from apcscale.train.loop import EvalIntervals  # noqa: E402
 
 
-def collect_batches(manifest: Path, n: int, batch_size: int, crop: int) -> list[dict]:
+def collect_batches(manifest: Path, n: int, crop: int, **stream) -> list[dict]:
     from apcscale.data import APCDataModule
 
-    dm = APCDataModule(manifest, subset=None, crop_frames=crop, batch_size=batch_size, num_workers=0)
+    dm = APCDataModule(manifest, subset=None, crop_frames=crop, num_workers=0, **stream)
     dm.setup("fit")
     out = []
     for batch in dm.train_dataloader():
         out.append(batch)
         if len(out) == n:
-            return out
+            break
+    dm.teardown("fit")
     return out
+
+
+def executed(batches: list[dict]) -> float:
+    """Frames the network computes on (rows x steps) per frame counted."""
+    return sum(b["feats"].shape[0] * b["feats"].shape[1] for b in batches) / sum(b["n_frames"] for b in batches)
 
 
 class Replay:
@@ -157,10 +171,9 @@ def plain_loop(module: APCModule, batches: list[dict], device: str, precision: s
     timing.begin()
     for batch in batches:
         timing.batch_start()
-        feats = batch["feats"].to(device, non_blocking=True)
-        lengths = batch["lengths"].to(device, non_blocking=True)
+        moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
         with autocast:
-            s, c = net.loss_terms(feats, lengths)
+            s, c = net.loss_terms(moved["feats"], Layout.of(moved))
             loss = s / c.clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -220,13 +233,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", help="prepared manifest (default: prepare ../shared/data/fsdd into a temp dir)")
     ap.add_argument("--audio", default=str(ROOT.parent / "shared" / "data" / "fsdd"))
-    ap.add_argument("--arch", choices=["lstm", "transformer", "both"], default="both")
+    ap.add_argument("--arch", choices=[*ARCHITECTURES, "both"], default="both", help="both: lstm and transformer")
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--depth", type=int, default=3)
-    ap.add_argument("--batches", type=int, default=60)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--batchings", nargs="+", choices=["random", "bucket", "pack"], default=["random", "bucket", "pack"])
+    ap.add_argument("--batch-size", type=int, default=32, help="crops per batch of the random batching")
+    ap.add_argument("--batch-frames", type=int, default=1400, help="frames per batch (rows x steps) of bucket and pack")
     ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the context network (GPU)")
@@ -245,18 +260,26 @@ def main() -> None:
             from apcscale.data import ensure_prepared
 
             manifest = ensure_prepared(Path(args.audio), Path(tmp) / "prepared", progress=False)
-        batches = collect_batches(manifest, args.batches, args.batch_size, args.crop)
-    feature_dim = batches[0]["feats"].shape[-1]
-    frames = sum(b["n_frames"] for b in batches)
-    print(f"{len(batches)} real FSDD batches of {args.batch_size} crops <= {args.crop} frames ({frames:,} frames), "
-          f"device {args.device}, precision {precision}, torch threads {torch.get_num_threads()}")
+        streams = {"random": {"batching": "random", "batch_size": args.batch_size},
+                   "bucket": {"batching": "bucket", "batch_frames": args.batch_frames},
+                   "pack": {"batching": "pack", "batch_frames": args.batch_frames}}
+        data = {name: collect_batches(manifest, args.batches, args.crop, **streams[name]) for name in args.batchings}
+    feature_dim = next(iter(data.values()))[0]["feats"].shape[-1]
+    print(f"real FSDD batches, crops <= {args.crop} frames, {args.batches} per batching: random = {args.batch_size} "
+          f"crops in stream order, padded; bucket / pack = {args.batch_frames:,} frames (rows x steps) per batch")
+    for name, batches in data.items():
+        frames = sum(b["n_frames"] for b in batches)
+        print(f"  {name:7s} {frames:,} counted frames ({frames / len(batches):,.0f} per batch), "
+              f"executed / counted {executed(batches):.3f}")
+    print(f"device {args.device}, precision {precision}, torch threads {torch.get_num_threads()}")
     peak = device_peak_tflops(args.device, args.peak_tflops)
     if args.device.startswith("cuda"):
         print(f"device: {torch.cuda.get_device_name()}, peak {peak} TFLOP/s (bf16 dense)")
-    print(f"steady state: from batch {SKIP + 1} to the last; end to end: the whole fit() call, Trainer set-up and "
-          "the closing dev evaluation included")
-    print(f"{'model':24s} {'plain fr/s':>11s} {'Lightning fr/s':>15s} {'ratio':>6s}   {'end to end: plain':>17s} "
-          f"{'Lightning':>10s} {'ratio':>6s} {'TFLOP/s':>8s} {'MFU':>6s}")
+    print(f"counted frames/s; steady state: from batch {SKIP + 1} to the last; end to end: the whole fit() call, "
+          "Trainer set-up and the closing dev evaluation included")
+    print(f"{'model':20s} {'batching':8s} {'exec/count':>10s} {'plain fr/s':>11s} {'Lightning fr/s':>15s} "
+          f"{'ratio':>6s} {'vs random':>9s}   {'end to end: plain':>17s} {'Lightning':>10s} {'ratio':>6s} "
+          f"{'TFLOP/s':>8s} {'MFU':>6s}")
     archs = ["lstm", "transformer"] if args.arch == "both" else [args.arch]
     for arch in archs:
         cfg = ModelConfig(arch=arch, width=args.width, depth=args.depth)
@@ -265,20 +288,25 @@ def main() -> None:
                           compile=args.compile)
         if args.compile:
             proto.configure_model()
-        # warm up both paths once (allocator, kernels, Lightning's first-fit setup)
-        plain_loop(copy.deepcopy(proto), batches[:5], args.device, precision)
-        lightning_loop(copy.deepcopy(proto), batches[:5], args.device, precision)
-        plain, light = [], []
-        for _ in range(args.repeats):
-            plain.append(plain_loop(copy.deepcopy(proto), batches, args.device, precision))
-            light.append(lightning_loop(copy.deepcopy(proto), batches, args.device, precision))
-        p, lt = steady(plain), steady(light)
-        pe, le = (statistics.median(t.overall for t in ts) for ts in (plain, light))
-        flops_per_frame = proto_flops(proto, batches) / frames
-        tflops = lt * flops_per_frame / 1e12
-        mfu = f"{tflops / peak:6.1%}" if peak else "   n/a"
-        print(f"{cfg.label:24s} {p:11,.0f} {lt:15,.0f} {lt / p:6.3f}   {pe:17,.0f} {le:10,.0f} {le / pe:6.3f} "
-              f"{tflops:8.3f} {mfu}")
+        timings: dict[str, tuple[list[Timing], list[Timing]]] = {name: ([], []) for name in data}
+        for batches in data.values():  # warm up every path once (allocator, kernels, Lightning's first fit)
+            plain_loop(copy.deepcopy(proto), batches[:5], args.device, precision)
+            lightning_loop(copy.deepcopy(proto), batches[:5], args.device, precision)
+        for _ in range(args.repeats):  # alternating: a stall of the shared machine hits every batching alike
+            for name, batches in data.items():
+                timings[name][0].append(plain_loop(copy.deepcopy(proto), batches, args.device, precision))
+                timings[name][1].append(lightning_loop(copy.deepcopy(proto), batches, args.device, precision))
+        baseline = steady(timings["random"][1]) if "random" in timings else None
+        for name, (plain, light) in timings.items():
+            batches = data[name]
+            p, lt = steady(plain), steady(light)
+            pe, le = (statistics.median(t.overall for t in ts) for ts in (plain, light))
+            flops_per_frame = proto_flops(proto, batches) / sum(b["n_frames"] for b in batches)
+            tflops = lt * flops_per_frame / 1e12
+            mfu = f"{tflops / peak:6.1%}" if peak else "   n/a"
+            versus = f"{lt / baseline:9.2f}" if baseline else "      n/a"
+            print(f"{cfg.label:20s} {name:8s} {executed(batches):10.3f} {p:11,.0f} {lt:15,.0f} {lt / p:6.3f} {versus}   "
+                  f"{pe:17,.0f} {le:10,.0f} {le / pe:6.3f} {tflops:8.3f} {mfu}")
 
 
 if __name__ == "__main__":

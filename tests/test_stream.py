@@ -227,3 +227,80 @@ def test_too_many_consumers_for_a_subset_fail_clearly(prepared_fsdd):
     dm = datamodule(prepared_fsdd, "d0", num_workers=2)
     with pytest.raises(ValueError, match="fewer than 16 rank"):
         dm.train_dataset(rank=0, world_size=16)
+
+
+# ----------------------------------------------------------------------------------------------
+# batching: length buckets and packed rows
+# ----------------------------------------------------------------------------------------------
+
+
+def padded_size(batch):
+    return batch["feats"].shape[0] * batch["feats"].shape[1]
+
+
+@pytest.mark.parametrize("batching", ["bucket", "pack"])
+def test_batching_cuts_padding_and_keeps_every_crop(prepared_fsdd, batching):
+    """The same crops as the stream order (every frame of the pass once, split between 2 ranks x
+    2 workers), batched within 1,280 frames of rows x steps, with executed / counted <= 1.10 where
+    the stream order pads to more than 1.5x (crops of 128 frames: the default sweep's)."""
+    kw = {"crop_frames": 128, "num_workers": 2}
+    modules = {"random": datamodule(prepared_fsdd, "d7", batching="random", batch_size=32, **kw),
+               batching: datamodule(prepared_fsdd, "d7", batching=batching, batch_frames=1280, batch_size=None, **kw)}
+    crops, ratio = {}, {}
+    for name, dm in modules.items():
+        batches = [b for rank in range(2) for b in dm.iter_epoch(rank=rank, world_size=2)]
+        crops[name] = sorted(c for b in batches for c in zip(b["keys"], b["starts"], b["lengths"].tolist()))
+        ratio[name] = sum(padded_size(b) for b in batches) / sum(b["n_frames"] for b in batches)
+        for b in batches:
+            assert b["n_frames"] == int(b["lengths"].sum()) and len(b["keys"]) == len(b["lengths"])
+            assert name == "random" or padded_size(b) <= 1280
+    assert crops[batching] == crops["random"]
+    assert len({k for k, _, _ in crops["random"]}) == Manifest.load(prepared_fsdd).subset("d7")["utterances"]
+    assert ratio["random"] > 1.5 and ratio[batching] <= 1.10, ratio
+
+
+def test_batches_by_frames_hold_about_the_same_frames(prepared_fsdd):
+    dm = datamodule(prepared_fsdd, "d7", crop_frames=128, batch_frames=1280, batch_size=None)
+    batches = list(dm.iter_epoch())
+    sizes = sorted(b["n_frames"] for b in batches)
+    assert all(padded_size(b) <= 1280 for b in batches)
+    assert sizes[len(sizes) // 10] > 0.85 * 1280  # 90% of the batches hold over 85% of the budget in frames
+    lengths = [b["lengths"] for b in batches]
+    spans = sorted(int(n.max() - n.min()) for n in lengths)
+    assert spans[len(spans) * 3 // 4] <= 3  # neighbouring lengths in a batch (wider only in the sparse long tail)
+    # in shuffled order, not sorted through the pass
+    longest = [int(n.max()) for n in lengths]
+    assert longest != sorted(longest)
+
+
+def test_packed_batches_lay_crops_back_to_back(prepared_fsdd):
+    dm = datamodule(prepared_fsdd, "d4", crop_frames=64, batch_frames=640, batching="pack", batch_size=None)
+    padded = datamodule(prepared_fsdd, "d4", crop_frames=64, batching="random", batch_size=1)
+    crops = {(b["keys"][0], b["starts"][0]): b["feats"][0] for b in padded.iter_epoch()}
+    seen = 0
+    for batch in dm.iter_epoch():
+        feats = batch["feats"]
+        assert feats.shape[0] <= 10 and feats.shape[1] <= 64
+        covered = torch.zeros(feats.shape[:2], dtype=torch.bool)
+        for key, start, n, r, o in zip(batch["keys"], batch["starts"], *(batch[k].tolist() for k in
+                                                                         ("lengths", "rows", "offsets"))):
+            assert not covered[r, o:o + n].any() and o + n <= feats.shape[1]  # no overlap, inside its row
+            covered[r, o:o + n] = True
+            assert torch.equal(feats[r, o:o + n], crops[(key, start)])  # normalised as a padded batch is
+            seen += 1
+        assert not feats[~covered].any()  # zero where no crop is
+    assert seen == len(crops)
+
+
+@pytest.mark.parametrize("batching", ["bucket", "pack"])
+def test_batching_is_deterministic_given_the_seed(prepared_fsdd, batching):
+    def batches(seed):
+        dm = datamodule(prepared_fsdd, "d4", crop_frames=32, batch_frames=512, batch_size=None, batching=batching,
+                        num_workers=2, seed=seed)
+        return [(b["keys"], b["starts"], b["feats"]) for b in dm.iter_epoch()]
+
+    first = batches(0)
+    again = batches(0)
+    assert [b[:2] for b in first] == [b[:2] for b in again]
+    assert all(torch.equal(a[2], b[2]) for a, b in zip(first, again))
+    assert [b[:2] for b in first] != [b[:2] for b in batches(1)]

@@ -67,7 +67,9 @@ trainer: {{accelerator: cpu}}
 
 @pytest.mark.parametrize("models, subsets, extra, message", [
     ("{rnn: [{width: 8, depth: 1}]}", "[d1, d7]", "",
-     r"grid\.models\.rnn: unknown architecture 'rnn' \(choose from lstm, transformer\)"),
+     r"grid\.models\.rnn: unknown architecture 'rnn' \(choose from lstm, gru, transformer\)"),
+    ("{gru: [{width: 8, depth: 1, heads: 2}]}", "[d1, d7]", "",
+     r"grid\.models\.gru: size 8x1: only transformers have heads"),
     ("{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}", "[d1, d99]", "",
      r"grid\.subsets\[1\]: the manifest has no subset 'd99' \(it has d0 .*d7"),
     ("{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}", "[d1, d7]", "budget: {flops: 1000}",
@@ -114,6 +116,24 @@ def test_plan_counts_and_costs(prepared_fsdd):
     first_two = plan.runs[:2]
     assert first_two[0].label == first_two[1].label and first_two[0].D > first_two[1].D
     assert plan.makespan() > 0
+
+
+def test_a_gru_grid_plans_with_frame_batches_and_shows_the_padding(prepared_fsdd):
+    from apcscale.models.config import ModelConfig
+    from apcscale.models.counting import count_parameters
+    from apcscale.models.net import APCNet
+    from apcscale.sweep.display import plan_summary
+
+    recipe = small_recipe(prepared_fsdd, **{"grid.models": {"gru": [{"width": 8, "depth": 1}, {"width": 16, "depth": 2}]},
+                                            "data.batch_size": None, "data.batch_frames": 1024})
+    plan = build_plan(recipe, prepared_fsdd, capacity={"cpus": 2, "gpus": 0}, log=lambda *a: None)
+    assert len(plan.runs) == 4 and {r.arch for r in plan.runs} == {"gru"}
+    for r in plan.runs:
+        assert r.N == count_parameters(APCNet(40, ModelConfig(**r.recipe["model"]))).n_context
+        assert r.recipe["data"]["batch_frames"] == 1024 and r.recipe["data"]["batching"] == "bucket"
+    assert 1.0 <= plan.probe["executed_per_counted"] < 1.10  # measured on the probe's real batches
+    line = next(s for s in plan_summary(plan) if s.startswith("batches:"))
+    assert "bucket, 1,024 frames each" in line and f"{plan.probe['executed_per_counted']:.2f} frames" in line
 
 
 def run(arch, N, D, seed=0, flops=None, secs=10.0):

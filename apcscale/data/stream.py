@@ -10,10 +10,20 @@ either way no sample is read by two consumers in a pass and none is left out. Cr
 utterance from a random offset: with T frames and crop length c, floor(T / c) full crops start
 at an offset drawn in [0, T mod c], and the pieces before and after them are kept as shorter
 crops when they have at least `min_frames` frames, so a pass consumes ~every frame once.
-Batches hold `batch_size` crops, normalised with the manifest statistics and zero-padded:
 
-    {"feats": float32 (B, T, F), "lengths": int64 (B,), "n_frames": int (sum of lengths),
+Batches (apcscale.data.batching): each window of shuffled crops (`shuffle_buffer` of them, never
+more than one pass) is sorted by length and cut into batches of neighbouring lengths, in
+shuffled order (`batching="bucket"`, the default: little padding), or packed into rows
+(`"pack"`), or batched in stream order (`"random"`, the old way). A batch holds `batch_size`
+crops, or as many as keep its rows x steps within `batch_frames`. Crops are normalised with the
+manifest statistics and zero-padded:
+
+    {"feats": float32 (B, T, F), "lengths": int64 (n,), "n_frames": int (sum of lengths),
      "keys": [utterance key per crop], "starts": [first frame of each crop]}
+
+where a padded batch has one crop per row (n = B, from step 0) and a packed batch adds
+"rows" and "offsets" (int64 (n,)): crop i lies in row rows[i] from step offsets[i]
+(apcscale.models.layout). The network computes on B x T frames; n_frames of them count.
 
 `train_dataloader()` returns a `PersistentStream`: every iter() continues the same DataLoader
 iterator, so the loader workers start once and a stream stopped at an evaluation point goes
@@ -45,6 +55,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
+from apcscale.data.batching import Batcher, BatchSpec
 from apcscale.data.errors import FeatureSizeError, ShardError
 from apcscale.data.manifest import Manifest
 
@@ -146,6 +157,29 @@ def collate(items: list[Crop], mean: np.ndarray, inv_std: np.ndarray) -> dict[st
             "keys": [k for k, _, _ in items], "starts": [s for _, s, _ in items]}
 
 
+def collate_rows(rows: list[list[Crop]], mean: np.ndarray, inv_std: np.ndarray) -> dict[str, Any]:
+    """Normalise crops packed back to back into rows (a packed batch, with each crop's row and offset)."""
+    width = max(sum(x.shape[0] for _, _, x in row) for row in rows)
+    feats = np.zeros((len(rows), width, mean.shape[0]), dtype=np.float32)
+    lengths, where, keys, starts = [], [], [], []
+    for r, row in enumerate(rows):
+        offset = 0
+        for key, start, x in row:
+            out = feats[r, offset:offset + x.shape[0]]
+            np.subtract(x, mean, out=out)
+            out *= inv_std
+            lengths.append(x.shape[0])
+            where.append((r, offset))
+            keys.append(key)
+            starts.append(start)
+            offset += x.shape[0]
+    lengths_np = np.array(lengths, dtype=np.int64)
+    where_np = np.array(where, dtype=np.int64).reshape(-1, 2)
+    return {"feats": torch.from_numpy(feats), "lengths": torch.from_numpy(lengths_np),
+            "n_frames": int(lengths_np.sum()), "keys": keys, "starts": starts,
+            "rows": torch.from_numpy(where_np[:, 0].copy()), "offsets": torch.from_numpy(where_np[:, 1].copy())}
+
+
 def _normaliser(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(mean, dtype=np.float32), (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
 
@@ -163,13 +197,13 @@ class TrainStream(IterableDataset):
     """
 
     def __init__(self, shards: list[tuple[str, int]], *, feature_dim: int, mean: np.ndarray, std: np.ndarray,
-                 crop_frames: int, min_frames: int, batch_size: int, shuffle_buffer: int, seed: int,
+                 crop_frames: int, min_frames: int, batch: BatchSpec, shuffle_buffer: int, seed: int,
                  rank: int, world_size: int, cycle: bool = True, first_pass: int = 0):
         self.shards = list(shards)
         self.feature_dim = feature_dim
         self.mean, self.std = np.asarray(mean), np.asarray(std)
         self.crop_frames, self.min_frames = crop_frames, min_frames
-        self.batch_size, self.shuffle_buffer = batch_size, shuffle_buffer
+        self.batch, self.shuffle_buffer = batch, shuffle_buffer
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.cycle, self.first_pass = cycle, first_pass
 
@@ -182,16 +216,23 @@ class TrainStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         me, consumers = self.consumer()
         mean, inv_std = _normaliser(self.mean, self.std)
-        pending: list[Crop] = []
+        batcher = Batcher(self.batch, random.Random(f"apcscale/{self.seed}/{self.first_pass}/{me}/batches"))
+        make = collate_rows if self.batch.batching == "pack" else collate
+        window_size = max(1, self.shuffle_buffer)
         n_pass = self.first_pass
         while True:
             produced = 0
+            window: list[Crop] = []
             for item in self.crops(n_pass, me, consumers):
                 produced += 1
-                pending.append(item)
-                if len(pending) == self.batch_size:
-                    yield collate(pending, mean, inv_std)
-                    pending = []
+                window.append(item)
+                if len(window) == window_size:
+                    for batch in batcher.add(window):
+                        yield make(batch, mean, inv_std)
+                    window = []
+            if window:  # a window never spans two passes
+                for batch in batcher.add(window):
+                    yield make(batch, mean, inv_std)
             if not self.cycle:
                 break
             if produced == 0:
@@ -199,8 +240,8 @@ class TrainStream(IterableDataset):
                                    f"whole pass over {len(self.shards)} shard(s): the subset is too small for "
                                    "this many ranks x loader workers (use fewer workers or a larger subset)")
             n_pass += 1
-        if pending:
-            yield collate(pending, mean, inv_std)
+        for batch in batcher.flush():
+            yield make(batch, mean, inv_std)
 
     def crops(self, n_pass: int, me: int, consumers: int) -> Iterator[Crop]:
         """This consumer's shuffled crops of one pass."""
@@ -344,26 +385,39 @@ class APCDataModule(L.LightningDataModule):
 
     subset: a nested training subset (d0 smallest ... dK all training audio; None: the largest).
     crop_frames: training crop length; eval_crop_frames: dev chunk length.
+    batching: bucket (default), pack or random (apcscale.data.batching).
+    batch_size: crops per batch; batch_frames: else, frames per batch (rows x steps of its
+    tensor); neither: 32 crops. eval_batch_size: dev chunks per batch (default batch_size or 32).
     """
 
     def __init__(self, manifest: str | Path, subset: str | None = None, crop_frames: int = 256,
-                 batch_size: int = 32, num_workers: int = 2, seed: int = 0, shuffle_buffer: int = 1000,
+                 batch_size: int | None = None, num_workers: int = 2, seed: int = 0, shuffle_buffer: int = 1000,
                  eval_crop_frames: int = 2000, min_frames: int = 4, pin_memory: bool = False,
-                 eval_batch_size: int | None = None):
+                 eval_batch_size: int | None = None, batch_frames: int | None = None, batching: str = "bucket"):
         super().__init__()
         for name, value, low in (("crop_frames", crop_frames, 1), ("batch_size", batch_size, 1),
-                                 ("num_workers", num_workers, 0), ("shuffle_buffer", shuffle_buffer, 1),
-                                 ("eval_crop_frames", eval_crop_frames, 1), ("min_frames", min_frames, 1)):
-            if int(value) < low:
+                                 ("batch_frames", batch_frames, 1), ("num_workers", num_workers, 0),
+                                 ("shuffle_buffer", shuffle_buffer, 1), ("eval_crop_frames", eval_crop_frames, 1),
+                                 ("min_frames", min_frames, 1)):
+            if value is not None and int(value) < low:
                 raise ValueError(f"APCDataModule: {name} must be >= {low}, got {value}")
         if min_frames > min(crop_frames, eval_crop_frames):
             raise ValueError(f"APCDataModule: min_frames ({min_frames}) exceeds the crop lengths")
+        if batch_size is None and batch_frames is None:
+            batch_size = 32
+        try:
+            self.batch = BatchSpec(batching=batching, batch_size=None if batch_size is None else int(batch_size),
+                                   batch_frames=None if batch_frames is None else int(batch_frames),
+                                   row_frames=int(crop_frames))
+        except ValueError as exc:
+            raise ValueError(f"APCDataModule: {exc}") from None
         self.manifest_path = Path(manifest)
         self.subset = subset
-        self.crop_frames, self.batch_size, self.num_workers = int(crop_frames), int(batch_size), int(num_workers)
+        self.crop_frames, self.num_workers = int(crop_frames), int(num_workers)
+        self.batch_size, self.batch_frames, self.batching = self.batch.batch_size, self.batch.batch_frames, batching
         self.seed, self.shuffle_buffer = int(seed), int(shuffle_buffer)
         self.eval_crop_frames, self.min_frames = int(eval_crop_frames), int(min_frames)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size or 32)
         self.pin_memory = bool(pin_memory)
         self.manifest: Manifest | None = None
         self._train: PersistentStream | None = None
@@ -448,7 +502,7 @@ class APCDataModule(L.LightningDataModule):
             raise ValueError(f"subset {self.subset_name} has {self.subset_utterances} utterances, fewer than "
                              f"{world_size} rank(s) x {max(1, workers)} loader worker(s); use fewer workers")
         return TrainStream(self._train_shards, feature_dim=self.feature_dim, mean=self._mean, std=self._std,
-                           crop_frames=self.crop_frames, min_frames=self.min_frames, batch_size=self.batch_size,
+                           crop_frames=self.crop_frames, min_frames=self.min_frames, batch=self.batch,
                            shuffle_buffer=self.shuffle_buffer, seed=self.seed, rank=rank, world_size=world_size,
                            cycle=cycle, first_pass=first_pass)
 

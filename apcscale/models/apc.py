@@ -1,10 +1,12 @@
-"""The APC LightningModule: one module, LSTM or Transformer context network.
+"""The APC LightningModule: one module, LSTM, GRU or Transformer context network.
 
 Besides the usual training/validation steps, it keeps the counts a scaling study
 needs, exactly: training frames consumed (the sum of valid, unpadded frames of
 every batch it trained on), analytic training FLOPs, optimiser steps and wall
-time. Under DDP the counts are summed over ranks every step, so every rank sees
-the same global numbers and takes the same decisions.
+time; and the frames the network actually computed on (the batch tensors' rows x
+steps, padding included), so that a run reports executed / counted frames. Under
+DDP the counts are summed over ranks every step, so every rank sees the same
+global numbers and takes the same decisions.
 
 The run's budget lives in a `Clock` (apcscale.train.budget). The training
 stream (apcscale.train.loop.EvalIntervals) asks `interval_ends_after` before
@@ -28,6 +30,7 @@ import torch
 
 from apcscale.models.config import ModelConfig
 from apcscale.models.counting import batch_training_flops, count_parameters, forward_flops, training_flops_per_frame
+from apcscale.models.layout import Layout
 from apcscale.models.net import APCNet, copy_last_frame_terms, l1_terms
 from apcscale.models.optim import OptimConfig, lr_factor
 from apcscale.train.budget import Clock
@@ -61,6 +64,8 @@ class APCModule(L.LightningModule):
         self.compile_context = compile
         self.nan_check_every = nan_check_every
         self.frames_seen = 0
+        self.frames_executed = 0  # rows x steps of the training batches: counted frames + padding
+        self.frames_tracked = 0  # the counted frames of those batches (a checkpoint without the count: fewer)
         self.flops_seen = 0.0
         self.train_time = 0.0
         self._step_started = 0.0
@@ -81,6 +86,11 @@ class APCModule(L.LightningModule):
         return training_flops_per_frame(self.net, seq_len)
 
     @property
+    def executed_per_counted(self) -> float:
+        """Frames the network computed on per frame counted (1.0: no padding computed)."""
+        return self.frames_executed / self.frames_tracked if self.frames_tracked else float("nan")
+
+    @property
     def wall_time(self) -> float:
         running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
         return self._wall_offset + running
@@ -90,6 +100,7 @@ class APCModule(L.LightningModule):
         lengths = batch["lengths"].tolist()
         if self.trainer is not None and self.trainer.training:
             batch["flops"] = batch_training_flops(self.net, lengths)
+            batch["executed"] = int(batch["feats"].shape[0] * batch["feats"].shape[1])
         else:
             batch["flops"] = forward_flops(self.net, lengths)
         return batch
@@ -132,7 +143,7 @@ class APCModule(L.LightningModule):
         return self.clock.eval_due(frames, steps) or self.clock.done(frames, steps)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        total, count = self.net.loss_terms(batch["feats"], batch["lengths"])
+        total, count = self.net.loss_terms(batch["feats"], Layout.of(batch))
         loss = total / count.clamp_min(1.0)
         every = self.nan_check_every or (1 if loss.device.type == "cpu" else 16)
         if self.trainer.global_step % every == 0 and not bool(torch.isfinite(loss)):
@@ -146,12 +157,15 @@ class APCModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: dict, batch_idx: int) -> None:
         frames, flops = batch["n_frames"], batch["flops"]
+        executed = batch.get("executed", int(batch["feats"].shape[0] * batch["feats"].shape[1]))
         if self.trainer.world_size > 1:
-            counts = torch.tensor([float(frames), flops], dtype=torch.float64, device=self.device)
+            counts = torch.tensor([float(frames), flops, float(executed)], dtype=torch.float64, device=self.device)
             counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
-            frames, flops = int(round(counts[0].item())), counts[1].item()
+            frames, flops, executed = int(round(counts[0].item())), counts[1].item(), int(round(counts[2].item()))
         self._last_global_batch_frames = int(frames)
         self.frames_seen += int(frames)
+        self.frames_executed += int(executed)
+        self.frames_tracked += int(frames)
         self.flops_seen += float(flops)
         self.train_time += time.perf_counter() - self._step_started
 
@@ -181,9 +195,9 @@ class APCModule(L.LightningModule):
         self._dev_flops = 0.0
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        feats, lengths = batch["feats"], batch["lengths"]
-        total, count = l1_terms(self.net(feats), feats, lengths, self.net.time_shift)
-        copy_total, _ = copy_last_frame_terms(feats, lengths, self.net.time_shift)
+        feats, layout = batch["feats"], Layout.of(batch)
+        total, count = l1_terms(self.net(feats, layout), feats, layout, self.net.time_shift)
+        copy_total, _ = copy_last_frame_terms(feats, layout, self.net.time_shift)
         self._dev[0] += total.double()
         self._dev[1] += count.double()
         self._dev[2] += copy_total.double()
@@ -224,6 +238,8 @@ class APCModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["apcscale"] = {
             "frames_seen": self.frames_seen,
+            "frames_executed": self.frames_executed,
+            "frames_tracked": self.frames_tracked,
             "flops_seen": self.flops_seen,
             "train_time": self.train_time,
             "wall_time": self.wall_time,
@@ -235,6 +251,8 @@ class APCModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("apcscale", {})
         self.frames_seen = int(state.get("frames_seen", 0))
+        self.frames_executed = int(state.get("frames_executed", 0))
+        self.frames_tracked = int(state.get("frames_tracked", 0))
         self.flops_seen = float(state.get("flops_seen", 0.0))
         self.train_time = float(state.get("train_time", 0.0))
         self._wall_offset = float(state.get("wall_time", 0.0))

@@ -11,8 +11,10 @@ counted, as in Kaplan et al. and torch.utils.flop_counter):
 - backward: 2 x forward (gradients w.r.t. inputs and w.r.t. weights), except for the
   input projection, whose input (the features) needs no gradient: 1 x forward.
 
-So C ~ 6 N per frame for the context network, plus 4 F d (input projection),
-6 F d (head) and, for Transformers, 12 L d T per frame for attention over T frames.
+So C ~ 6 N per frame for the context network (an LSTM layer has 4 and a GRU layer 3 gate
+matrices on its input and on its state), plus 4 F d (input projection), 6 F d (head) and, for
+Transformers, 12 L d T per frame for attention over T frames, T each crop's own length: counted
+frames exclude padding and attention is counted per crop, whether a batch is padded or packed.
 tests/test_models.py checks this against torch.utils.flop_counter within 10%.
 """
 

@@ -91,6 +91,11 @@ def plan_summary(plan: Plan) -> list[str]:
     if with_twins:
         lines.append(f"{with_twins} runs have a data twin (the same recipe on a larger subset): pruning can stop "
                      f"one once it is confirmed behind its twin")
+    if plan.probe and plan.probe.get("executed_per_counted") is not None:
+        b = plan.probe.get("batching", {})
+        size = f"{b['batch_frames']:,} frames" if b.get("batch_frames") else f"{b.get('batch_size') or 32} crops"
+        lines.append(f"batches: {b.get('batching', 'bucket')}, {size} each; the models compute on "
+                     f"{plan.probe['executed_per_counted']:.2f} frames per frame counted (padding included)")
     if plan.probe:
         probed = plan.probe.get("sizes", {})
         n_cached = sum(1 for v in probed.values() if v.get("cached"))

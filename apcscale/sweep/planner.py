@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from apcscale.models.config import ATTENTION
 from apcscale.sweep.plan import FRAMES_PER_HOUR, Plan, PlannedRun, _si
 from apcscale.sweep.probe import _local_gpus, estimate_seconds
 from apcscale.sweep.design import choose_subsets, design_grid
@@ -100,7 +101,7 @@ def base_run_recipe(recipe: SweepRecipe, manifest: Path, arch: str, size, subset
     model = {"arch": arch, "width": size.width, "depth": size.depth,
              "time_shift": recipe.model.time_shift, "dropout": recipe.model.dropout,
              "ff_mult": size.ff_mult if size.ff_mult is not None else recipe.model.ff_mult}
-    if arch == "transformer":
+    if arch in ATTENTION:
         model["heads"] = size.heads
     elif size.heads is not None:
         raise RecipeError(f"grid.models.{arch}", f"size {size.width}x{size.depth}: only transformers have heads")
@@ -269,7 +270,7 @@ def build_plan(recipe: SweepRecipe, manifest: Path, *, probe: bool = True, capac
                     counts = count_run(run["model"], feature_dim, int(round(mean_len)))
                     train = from_dict(TrainRecipe, run)
                     unit, total = train.budget.resolve(D)
-                    frames = total if unit == "frames" else int(total * train.data.batch_size * mean_len)
+                    frames = total if unit == "frames" else int(total * train.data.frames_per_batch(mean_len))
                     runs.append(PlannedRun(
                         run_id=run["name"], arch=arch, width=size.width, depth=size.depth, label=point["label"],
                         subset=subset, D=D, hours=D / FRAMES_PER_HOUR, seed=seed, N=int(counts["N"]),

@@ -33,11 +33,11 @@ class ProbeResult:
     cached: bool = False
 
 
-def _probe_key(model: dict, feature_dim: int, batch_size: int, crop: int, device: str, threads: int, data_tag: str) -> str:
+def _probe_key(model: dict, feature_dim: int, stream: dict, device: str, threads: int, data_tag: str) -> str:
     import torch
 
     ident = json.dumps({"model": {k: model.get(k) for k in ("arch", "width", "depth", "heads", "ff_mult")},
-                        "F": feature_dim, "B": batch_size, "crop": crop, "device": device, "threads": threads,
+                        "F": feature_dim, "stream": stream, "device": device, "threads": threads,
                         "torch": torch.__version__, "host": socket.gethostname(), "cpu": platform.processor(),
                         "data": data_tag}, sort_keys=True)
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
@@ -49,23 +49,31 @@ def _probe_cache_path() -> Path:
     return cache_dir() / "probe-cache.json"
 
 
-def sample_batches(manifest: Path, subset: str, batch_size: int, crop: int, n: int = 24) -> tuple[list[dict], float]:
-    """Real training batches (padded as training pads them) for the probe, and the seconds per
-    frame the data stream takes to make them (reading, decoding, cropping, shuffling, batching)."""
+def sample_batches(manifest: Path, subset: str, stream: dict, n: int = 24) -> tuple[list[dict], float, float]:
+    """Real training batches (batched as training batches them: `stream` is DataConfig.stream_options())
+    for the probe, the seconds per frame the data stream takes to make them (reading, decoding,
+    cropping, shuffling, batching), and the frames the network computes on per frame counted."""
+    import torch
+
     from apcscale.data import APCDataModule
 
-    dm = APCDataModule(manifest, subset=subset, crop_frames=crop, batch_size=batch_size, num_workers=0)
+    dm = APCDataModule(manifest, subset=subset, num_workers=0, **stream)
     dm.setup("fit")
-    batches, stamps, frames = [], [], []
-    for batch in dm.train_dataloader():
-        stamps.append(time.perf_counter())
-        batches.append({"feats": batch["feats"], "lengths": batch["lengths"]})
-        frames.append(int(batch["lengths"].sum()))
-        if len(batches) >= n:
-            break
+    batches, stamps, frames, executed = [], [], [], 0
+    try:
+        for batch in dm.train_dataloader():
+            stamps.append(time.perf_counter())
+            batches.append({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
+            frames.append(int(batch["n_frames"]))
+            executed += int(batch["feats"].shape[0] * batch["feats"].shape[1])
+            if len(batches) >= n:
+                break
+    finally:
+        dm.teardown("fit")
     skip = min(4, len(stamps) - 2)  # the first batches also fill the shuffle buffer
     seconds_per_frame = (stamps[-1] - stamps[skip]) / max(sum(frames[skip + 1:]), 1) if len(stamps) > 2 else 0.0
-    return batches[:8], seconds_per_frame
+    return batches[:8], seconds_per_frame, executed / max(sum(frames), 1)
+
 
 
 def probe_throughput(model: dict, feature_dim: int, batches: list[dict], *, steps: int, threads: int,
@@ -74,6 +82,7 @@ def probe_throughput(model: dict, feature_dim: int, batches: list[dict], *, step
     import torch
 
     from apcscale.models.config import ModelConfig
+    from apcscale.models.layout import Layout
     from apcscale.models.net import APCNet
 
     previous = torch.get_num_threads()
@@ -89,7 +98,7 @@ def probe_throughput(model: dict, feature_dim: int, batches: list[dict], *, step
                 torch.cuda.synchronize()
 
         def train_step(b):
-            total, count = net.loss_terms(b["feats"], b["lengths"])
+            total, count = net.loss_terms(b["feats"], Layout.of(b))
             (total / count.clamp_min(1)).backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
@@ -109,7 +118,7 @@ def probe_throughput(model: dict, feature_dim: int, batches: list[dict], *, step
         with torch.no_grad():
             frames, t0 = 0, time.perf_counter()
             for b in moved:
-                net(b["feats"])
+                net(b["feats"], Layout.of(b))
                 frames += int(b["lengths"].sum())
             sync()
             eval_rate = frames / max(time.perf_counter() - t0, 1e-9)
@@ -144,23 +153,28 @@ def estimate_seconds(recipe: SweepRecipe, manifest: Path, runs: list[PlannedRun]
     info: dict[str, Any] = {"dev_frames": dev_frames, "sizes": {}}
     started = time.perf_counter()
     # the data stream's own cost per training frame (paid in the training process when num_workers == 0)
-    data_key = _probe_key({"arch": "data"}, feature_dim, d.batch_size, d.crop_frames, "cpu", 1, str(manifest))
+    stream = d.stream_options()
+    data_key = _probe_key({"arch": "data"}, feature_dim, stream, "cpu", 1, str(manifest))
     data_s_per_frame = float(cache.get(data_key, {}).get("seconds_per_frame", 0.0))
-    if probe and data_key not in cache:
-        batches, data_s_per_frame = sample_batches(manifest, largest, d.batch_size, d.crop_frames)
-        cache[data_key] = {"seconds_per_frame": data_s_per_frame, "label": "data stream", "when": time.time()}
+    executed = cache.get(data_key, {}).get("executed_per_counted")
+    if probe and (data_key not in cache or executed is None):
+        batches, data_s_per_frame, executed = sample_batches(manifest, largest, stream)
+        cache[data_key] = {"seconds_per_frame": data_s_per_frame, "executed_per_counted": executed,
+                           "label": "data stream", "when": time.time()}
     info["data_seconds_per_frame"] = data_s_per_frame
+    info["executed_per_counted"] = executed  # padding: frames computed on per frame counted (None: not probed)
+    info["batching"] = {k: stream[k] for k in ("batching", "batch_size", "batch_frames")}
     for r in runs:
         threads = max(1, int(r.cpus))
         device = "cuda" if r.gpus > 0 and _local_gpus() > 0 else "cpu"
-        key = _probe_key(r.recipe["model"], feature_dim, d.batch_size, d.crop_frames, device, threads, str(manifest))
+        key = _probe_key(r.recipe["model"], feature_dim, stream, device, threads, str(manifest))
         if key not in rates:
             if key in cache:
                 c = cache[key]
                 rates[key] = ProbeResult(c["train"], c["eval"], c["device"], c["threads"], cached=True)
             elif probe:
                 if batches is None:
-                    batches, _ = sample_batches(manifest, largest, d.batch_size, d.crop_frames)
+                    batches, _, _ = sample_batches(manifest, largest, stream)
                 fn = probe_fn or probe_throughput
                 rates[key] = fn(r.recipe["model"], feature_dim, batches, steps=recipe.plan.probe_steps,
                                 threads=threads, device=device)

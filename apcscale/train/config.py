@@ -1,7 +1,7 @@
 """The training recipe: one YAML file describes one training run.
 
     name: lstm-fsdd
-    data: {subset: d7, crop_frames: 256, batch_size: 32}
+    data: {subset: d7, crop_frames: 256, batch_frames: 8192}
     model: {arch: lstm, width: 256, depth: 3}
     optim: {lr: 2.0e-3, schedule: wsd}
     budget: {frames: 2000000}
@@ -36,6 +36,15 @@ class DataConfig:
     subset: a nested training subset of the manifest (d0 = smallest ... ; default: the largest).
     dev_by: when preparing audio, how the dev split is held out: auto (whole speakers when known),
         speaker, or utterance (see `python -m apcscale.recipes.prepare --help`).
+    crop_frames: training crops are at most this long (random-offset tiles of each utterance).
+    batch_size: crops per batch; or batch_frames: frames per batch, counted as the network
+        computes them (rows x steps of the batch tensor, padding included), so that the
+        optimiser sees batches of about the same number of frames whatever the corpus; give one
+        (neither: 32 crops).
+    batching: bucket (sort each window of shuffled crops by length, batch neighbours: little
+        padding, dense kernels), pack (crops back to back in rows of crop_frames; needs
+        batch_frames) or random (stream order, padded: the old way). See apcscale.data.batching.
+    shuffle_buffer: crops in the shuffle buffer, and in each window the batches are made from.
     """
 
     manifest: str | None = None
@@ -45,7 +54,9 @@ class DataConfig:
     dev_by: Literal["auto", "speaker", "utterance"] = "auto"
     subset: str | None = None
     crop_frames: int = 256
-    batch_size: int = 32
+    batch_size: int | None = None
+    batch_frames: int | None = None
+    batching: Literal["bucket", "pack", "random"] = "bucket"
     num_workers: int = 2
     shuffle_buffer: int = 1000
     eval_crop_frames: int = 2000
@@ -54,12 +65,32 @@ class DataConfig:
     def validate(self) -> None:
         check(not (self.manifest and self.audio), "manifest", "give either manifest or audio, not both")
         check(self.crop_frames >= 8, "crop_frames", f"must be at least 8, got {self.crop_frames}")
-        check(self.batch_size >= 1, "batch_size", f"must be positive, got {self.batch_size}")
+        if self.batch_size is not None:
+            check(self.batch_size >= 1, "batch_size", f"must be positive, got {self.batch_size}")
+        if self.batch_frames is not None:
+            check(self.batch_size is None, "batch_frames",
+                  f"give batch_size (crops per batch) or batch_frames (frames per batch), not both "
+                  f"(got batch_size {self.batch_size} and batch_frames {self.batch_frames})")
+            check(self.batch_frames >= self.crop_frames, "batch_frames",
+                  f"must hold at least one crop of crop_frames = {self.crop_frames}, got {self.batch_frames}")
+        check(self.batching != "pack" or self.batch_frames is not None, "batching",
+              "pack fills batches by frames: set batch_frames")
         check(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
         check(self.shuffle_buffer >= 1, "shuffle_buffer", f"must be positive, got {self.shuffle_buffer}")
         check(self.eval_crop_frames >= 8, "eval_crop_frames", f"must be at least 8, got {self.eval_crop_frames}")
         if self.n_mels is not None:
             check(self.n_mels >= 1, "n_mels", f"must be positive, got {self.n_mels}")
+
+    def frames_per_batch(self, mean_crop: float) -> float:
+        """About how many counted frames a batch holds, for crops of mean_crop frames on average."""
+        if self.batch_frames is not None:
+            return float(self.batch_frames)
+        return (self.batch_size or 32) * mean_crop
+
+    def stream_options(self) -> dict:
+        """The APCDataModule arguments that decide the training batches."""
+        return {"crop_frames": self.crop_frames, "batch_size": self.batch_size, "batch_frames": self.batch_frames,
+                "batching": self.batching, "shuffle_buffer": self.shuffle_buffer}
 
 
 @dataclass

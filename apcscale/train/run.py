@@ -97,11 +97,9 @@ def build_datamodule(recipe: TrainRecipe, manifest: Path):
     return APCDataModule(
         manifest,
         subset=d.subset,
-        crop_frames=d.crop_frames,
-        batch_size=d.batch_size,
+        **d.stream_options(),
         num_workers=d.num_workers,
         seed=d.seed,
-        shuffle_buffer=d.shuffle_buffer,
         eval_crop_frames=d.eval_crop_frames,
         pin_memory=torch.cuda.is_available(),
     )
@@ -310,6 +308,7 @@ class BranchStart(L.Callback):
                                            f"run's budget of {total}")
         module.load_state_dict(ckpt["state_dict"])
         module.frames_seen, module.flops_seen = self.frames, float(state.get("flops_seen", 0.0))
+        module.frames_executed, module.frames_tracked = (int(state.get(k, 0)) for k in ("frames_executed", "frames_tracked"))
         if module.clock is not None:
             module.clock.mark_evaluated(self.frames - 1, 0)  # points before the branch are the parent's
         self._optimizer_states = ckpt.get("optimizer_states") or []
@@ -349,6 +348,7 @@ def _summary_tail(module: APCModule, points: list[dict], seconds: float) -> dict
     return {
         "frames": module.frames_seen,
         "flops": module.flops_seen,
+        "executed_per_counted": module.executed_per_counted,  # frames computed on (padding included) per frame counted
         "steps": int(points[-1]["steps"]) if points else 0,
         "wall_time": module.wall_time,
         "train_time": module.train_time,
