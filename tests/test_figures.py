@@ -293,4 +293,5 @@ def test_fit_command_reads_a_sweep_directory_per_architecture(sweep_tables, tmp_
     assert fit_recipe.main([str(sweep), "--by", "none", "--out", str(tmp_path / "pooled"), "--bootstrap", "0",
                             "--no-plots"]) == 0
     pooled = json.loads((tmp_path / "pooled" / "fit.json").read_text())
-    assert "groups" not in pooled and pooled["n_runs"] == points["run_id"].nunique()
+    usable = points[(points["flops"] > 0) & np.isfinite(points["dev_loss"])]  # the diverged run has no usable row
+    assert "groups" not in pooled and pooled["n_runs"] == usable["run_id"].nunique() == points["run_id"].nunique() - 1

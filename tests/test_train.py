@@ -84,20 +84,23 @@ def test_a_cooldown_branch_starts_from_its_parents_checkpoint(prepared_fsdd, tmp
     ckpt = tmp_path / "parent" / "checkpoints" / "last.ckpt"
     F0 = int(torch.load(ckpt, map_location="cpu", weights_only=False)["apcscale"]["frames_seen"])
     assert F0 == parent.summary["frames"]
-    b = recipe(prepared_fsdd, "lstm", optim__schedule="wsd", optim__decay=0.2, budget__frames=int(F0 / 0.8),
+    # a cooldown of half the branch (~8k frames, 8 or more steps): the last step's rate is near zero
+    b = recipe(prepared_fsdd, "lstm", optim__schedule="wsd", optim__decay=0.5, budget__frames=int(F0 / 0.5),
                model__width=16, eval__spacing="linear", eval__points=10)
     b.init_from = str(ckpt)
     branch = run_training(b, run_dir=tmp_path / "branch", progress=False)
     curve = branch.curve
     assert curve[0]["frames"] == F0 and curve[0]["dev/loss"] == pytest.approx(parent.curve[-1]["dev/loss"], rel=1e-6)
     assert curve[0]["flops"] == pytest.approx(parent.curve[-1]["flops"])
-    assert all(p["frames"] > F0 for p in curve[1:]) and curve[-1]["frames"] >= int(F0 / 0.8)
-    assert len(curve) == 3 and 0.1 * 3e-3 < curve[1]["lr"] < 3e-3 and curve[-1]["lr"] < 0.1 * 3e-3  # cooling down
+    assert all(p["frames"] > F0 for p in curve[1:]) and curve[-1]["frames"] >= int(F0 / 0.5)
+    # cooling down: the rate logged at an evaluation is its last step's, so the end is one step short of zero
+    lrs = [p["lr"] for p in curve[1:]]
+    assert len(lrs) >= 3 and lrs == sorted(lrs, reverse=True) and 0.2 * 3e-3 < lrs[0] < 3e-3 and lrs[-1] < 0.2 * 3e-3
     assert branch.summary["init_from"]["frames"] == F0
-    # the branch trained only its own frames: a fifth of a run of its length (what it computed, not how long
+    # the branch trained only its own frames: half a run of its length (what it computed, not how long
     # it took: a wall-time comparison here failed on a loaded machine)
     own = branch.summary["frames"] - F0
-    assert 0.2 * int(F0 / 0.8) - 1 <= own < 0.2 * int(F0 / 0.8) + 16 * 64 and own < parent.summary["frames"]
+    assert 0.5 * int(F0 / 0.5) - 1 <= own < 0.5 * int(F0 / 0.5) + 16 * 64
 
     # the AdamW moments come from the parent, the learning rate from the branch's own schedule
     from types import SimpleNamespace
@@ -105,15 +108,15 @@ def test_a_cooldown_branch_starts_from_its_parents_checkpoint(prepared_fsdd, tmp
     from apcscale.models.apc import APCModule
     from apcscale.train.run import BranchStart
 
-    module = APCModule(40, b.model, b.optim, clock={"unit": "frames", "total": int(F0 / 0.8), "points": [0]})
-    start = BranchStart(ckpt, module, int(F0 / 0.8))
+    module = APCModule(40, b.model, b.optim, clock={"unit": "frames", "total": int(F0 / 0.5), "points": [0]})
+    start = BranchStart(ckpt, module, int(F0 / 0.5))
     optimizer = module.configure_optimizers()["optimizer"]
     start.on_train_start(SimpleNamespace(optimizers=[optimizer]), module)
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)["optimizer_states"][0]["state"]
     assert set(optimizer.state_dict()["state"]) == set(saved)
     for k, v in saved.items():
         assert torch.equal(optimizer.state_dict()["state"][k]["exp_avg"], v["exp_avg"])
-    assert 0.9 * 3e-3 < optimizer.param_groups[0]["lr"] <= 3e-3  # the branch's schedule at 0.8: about the peak
+    assert 0.9 * 3e-3 < optimizer.param_groups[0]["lr"] <= 3e-3  # the branch's schedule at 0.5: about the peak
 
     other = recipe(prepared_fsdd, "lstm", budget__frames=20_000, model__width=24)
     other.init_from = str(ckpt)

@@ -170,12 +170,16 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
 
     runs = per_run(data, cols, reduce)
     if exclude_runs and "group" in cols:
-        out_mask = runs[cols["group"]].astype(str).isin({str(k) for k in exclude_runs})
-        if out_mask.any():
+        ids = runs[cols["group"]].astype(str)
+        out_mask = ids.isin({str(k) for k in exclude_runs})
+        # runs of this table with no usable evaluation (one that failed before its first) are left out too
+        absent = sorted(({str(k) for k in exclude_runs} & set(df[cols["group"]].astype(str))) - set(ids))
+        if out_mask.any() or absent:
             reasons: dict[str, int] = {}
-            for r in runs.loc[out_mask, cols["group"]].astype(str):
+            for r in [*runs.loc[out_mask, cols["group"]].astype(str), *absent]:
                 reasons[exclude_runs[r]] = reasons.get(exclude_runs[r], 0) + 1
-            result["warnings"].append(f"{int(out_mask.sum())} of {len(runs)} runs left out of L(N, D), L(N) and L(D) "
+            n_out = int(out_mask.sum()) + len(absent)
+            result["warnings"].append(f"{n_out} of {len(runs) + len(absent)} runs left out of L(N, D), L(N) and L(D) "
                                       "(their curves still make the frontier): "
                                       + ", ".join(f"{n} {why}" for why, n in reasons.items()))
             runs = runs.loc[~out_mask]

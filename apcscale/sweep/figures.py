@@ -196,6 +196,13 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
                 ax.plot(end["flops"], end["dev_loss"], d_marker[D], color=c, ms=5, mew=0.9,
                         mfc="white" if stopped else c, zorder=6)
                 drawn_status.add("stopped" if stopped else "finished" if st == "finished" else "other")
+        # a run that failed before its first evaluation after the start: marked where it stopped, at the top
+        if "flops" in runs and "arch" in runs:
+            early = runs[(runs["arch"].astype(str) == arch) & runs["status"].astype(str).isin(FAILED)
+                         & ~runs["run_id"].isin(sub["run_id"]) & (pd.to_numeric(runs["flops"], errors="coerce") > 0)]
+            for c in early["flops"].astype(float):
+                failed_ends.append((ax, c, math.nan))
+                drawn_status.add("failed")
         order = sub.sort_values("flops")
         env = np.minimum.accumulate(order["dev_loss"].to_numpy(float))
         ax.step(order["flops"].to_numpy(float), env, where="post", color=style.ENVELOPE, lw=0.9, zorder=5)

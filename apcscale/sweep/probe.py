@@ -75,6 +75,21 @@ def sample_batches(manifest: Path, subset: str, stream: dict, n: int = 24) -> tu
     return batches[:8], seconds_per_frame, executed / max(sum(frames), 1)
 
 
+def _sample_readable(manifest: Path, subsets: list[str], stream: dict, log) -> tuple[list[dict], float, float]:
+    """sample_batches from the first subset (largest first) whose shards read: a corrupt shard fails only
+    the runs that read it (in training, where the run is retried and failed), not the whole plan."""
+    from apcscale.data.errors import ShardError
+
+    last: ShardError | None = None
+    for subset in subsets:
+        try:
+            return sample_batches(manifest, subset, stream)
+        except ShardError as exc:
+            last = exc
+            log(f"probe: {exc}; the runs that read it will fail; sampling a smaller subset")
+    assert last is not None
+    raise last
+
 
 def probe_throughput(model: dict, feature_dim: int, batches: list[dict], *, steps: int, threads: int,
                      device: str = "cpu") -> ProbeResult:
@@ -158,7 +173,7 @@ def estimate_seconds(recipe: SweepRecipe, manifest: Path, runs: list[PlannedRun]
     data_s_per_frame = float(cache.get(data_key, {}).get("seconds_per_frame", 0.0))
     executed = cache.get(data_key, {}).get("executed_per_counted")
     if probe and (data_key not in cache or executed is None):
-        batches, data_s_per_frame, executed = sample_batches(manifest, largest, stream)
+        batches, data_s_per_frame, executed = _sample_readable(manifest, list(subsets_info)[::-1], stream, log)
         cache[data_key] = {"seconds_per_frame": data_s_per_frame, "executed_per_counted": executed,
                            "label": "data stream", "when": time.time()}
     info["data_seconds_per_frame"] = data_s_per_frame

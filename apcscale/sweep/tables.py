@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,14 @@ def _live_elsewhere(sweep_dir: Path) -> bool:
     return h is not None and (h.get("pid") != os.getpid() or h.get("host") != socket.gethostname())
 
 
+def _number(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return v if math.isfinite(v) else 0.0
+
+
 def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan, list[dict]]:
     sweep_dir = Path(sweep_dir)
     plan = Plan.load(sweep_dir / "plan.json")
@@ -112,12 +121,15 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
         losses = curve["dev/loss"].to_numpy() if len(curve) else np.array([])
         finite = losses[np.isfinite(losses)]
         best_i = int(np.nanargmin(losses)) if len(finite) else -1
-        flops = float(curve["flops"].iloc[-1]) if len(curve) else 0.0
+        # what the run spent: its last evaluation, or beyond it where its summary says so (a run that failed
+        # between evaluations trained past its last one)
+        frames = max(float(curve["frames"].iloc[-1]) if len(curve) else 0.0, _number(summary.get("frames")))
+        flops = max(float(curve["flops"].iloc[-1]) if len(curve) else 0.0, _number(summary.get("flops")))
         wall = float(curve["wall_time"].iloc[-1]) if len(curve) else math.nan
         run_rows.append({
             **meta, "status": status, "note": note, "in_plan": r in plan.runs,
             "planned_frames": r.planned_frames, "planned_flops": r.planned_flops,
-            "frames": float(curve["frames"].iloc[-1]) if len(curve) else 0.0, "flops": flops,
+            "frames": frames, "flops": flops,
             "fraction": flops / r.planned_flops if r.planned_flops else math.nan,
             "evaluations": int(len(curve)), "wall_time": wall, "est_seconds": r.est_seconds,
             "final_dev_loss": float(losses[-1]) if len(losses) else math.nan,
