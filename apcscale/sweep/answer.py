@@ -76,8 +76,12 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
         archs.append((arch, fr, jf, line))
     if not archs:
         return [], notes + ["no architecture has a compute frontier with two model sizes on it: the study cannot answer"]
-    lo_c = min(fr["fit"].diagnostics.get("fit_range", (math.inf, 0))[0] for _, fr, _, _ in archs)
-    hi_c = max(fr["fit"].diagnostics.get("fit_range", (0, 0))[1] for _, fr, _, _ in archs)
+    lows = [fr["fit"].diagnostics.get("fit_range", (math.inf, 0))[0] for _, fr, _, _ in archs]
+    highs = [fr["fit"].diagnostics.get("fit_range", (0, 0))[1] for _, fr, _, _ in archs]
+    # the smallest budget where every frontier compared is fitted (when their ranges overlap)
+    lo_c, hi_c = max(lows), max(highs)
+    if not lo_c < hi_c:
+        lo_c = min(lows)
     d_max = float(runs["D"].max())
     d_min = float(runs["D"].min())
     budgets = [lo_c, math.sqrt(lo_c * hi_c), hi_c, 10 * hi_c]
@@ -109,6 +113,8 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
                 beyond = []
                 if C > f_range[1] * 1.0001:
                     beyond.append(f"C {C / f_range[1]:.3g}x the frontier's data")
+                if C < f_range[0] / 1.0001:
+                    beyond.append(f"C below the frontier's data ({f_range[0] / C:.3g}x)")
                 if n_opt > n_hi * 1.0001:
                     beyond.append(f"N {n_opt / n_hi:.3g}x the largest trained")
                 if n_opt < n_lo / 1.0001:
