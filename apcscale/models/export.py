@@ -51,6 +51,10 @@ class ExportError(RuntimeError):
     """A run that cannot be exported, or a directory that is not an export: the message names the culprit."""
 
 
+class LayerError(ExportError, ValueError):
+    """A layer the encoder does not have."""
+
+
 # ----------------------------------------------------------------------------------------------------
 # the encoder
 # ----------------------------------------------------------------------------------------------------
@@ -115,7 +119,7 @@ class Encoder(nn.Module):
         """A layer as 0..depth (0: the input projection, depth: the last context layer)."""
         depth = self.depth
         if not -(depth + 1) <= int(layer) <= depth:
-            raise ValueError(f"layer {layer} is out of range for this {depth}-layer {self.net.cfg.arch} "
+            raise LayerError(f"layer {layer} is out of range for this {depth}-layer {self.net.cfg.arch} "
                              f"(use 0..{depth}, or -1 for the last)")
         return int(layer) % (depth + 1)
 
@@ -381,5 +385,5 @@ def export_run(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best"
     return path
 
 
-__all__ = ["Encoder", "ExportError", "FORMAT", "encoder_from_run", "export_run", "load_encoder", "pad", "read_config",
+__all__ = ["Encoder", "ExportError", "LayerError", "FORMAT", "encoder_from_run", "export_run", "load_encoder", "pad", "read_config",
            "run_parts"]
