@@ -29,7 +29,7 @@ def plot_probe(table: pd.DataFrame, stem: str | Path, title: str | None = None) 
         for col, (xcol, xlabel) in enumerate((("N", style.axis_label("N")),
                                               ("dev_loss", "pretraining dev loss (L1, min of the run)"))):
             ax = axes[row * 2 + col]
-            values = [majority]
+            values, points = [majority], []
             for i, arch in enumerate(archs):
                 a = enc[enc["arch"] == arch].sort_values(xcol)
                 if a.empty:
@@ -37,26 +37,47 @@ def plot_probe(table: pd.DataFrame, stem: str | Path, title: str | None = None) 
                 ax.plot(a[xcol], 100 * a["accuracy"], marker=style.MARKERS[i % len(style.MARKERS)],
                         color=style.categorical(i), label=arch)
                 values += list(a["accuracy"])
+                points += list(zip(a[xcol], 100 * a["accuracy"]))
             if xcol == "N" and len(enc):
                 style.log_axis(ax, "x")
-            if len(ref):
-                acc = float(ref["accuracy"].iloc[0])
-                values.append(acc)
-                style.hline(ax, 100 * acc, f"log-Mel {100 * acc:.1f}%", color=style.ENVELOPE,
-                            below=acc < majority)
-            if np.isfinite(majority):
-                style.hline(ax, 100 * majority, f"majority {100 * majority:.1f}%", ls=(0, (1, 1.5)),
-                            where="right", below=len(ref) > 0 and majority < float(ref["accuracy"].iloc[0]))
-            finite = [v for v in values if np.isfinite(v)]
+            finite = [v for v in values + list(ref["accuracy"]) if np.isfinite(v)]
             if finite:
                 lo, hi = min(finite), max(finite)
                 pad = max(0.04, 0.08 * (hi - lo))
-                ax.set_ylim(100 * max(0.0, lo - pad), 100 * min(1.0, hi + pad))
+                ax.set_ylim(100 * max(0.0, lo - pad), 100 * min(1.0, hi + pad) + 2)
+            y0, y1 = ax.get_ylim()
+
+            def near_top(v: float) -> bool:  # a label above the line would run into the title
+                return 100 * v > y1 - 0.12 * (y1 - y0)
+
+            if len(ref):
+                acc = float(ref["accuracy"].iloc[0])
+                style.hline(ax, 100 * acc, f"log-Mel {100 * acc:.1f}%", color=style.ENVELOPE,
+                            below=acc < majority or near_top(acc), where=_free_side(points, 100 * acc, y1 - y0))
+            if np.isfinite(majority):
+                style.hline(ax, 100 * majority, f"majority {100 * majority:.1f}%", ls=(0, (1, 1.5)), where="right",
+                            below=(len(ref) > 0 and majority < float(ref["accuracy"].iloc[0])) or near_top(majority))
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"{TASKS[task].title if task in TASKS else task} accuracy (%)")
             ax.set_title(f"{TASKS[task].title if task in TASKS else task}: held-out {held}", loc="left")
-            if row == 0 and col == 0 and archs:
-                ax.legend(loc="lower right")
+    if archs:
+        from matplotlib.lines import Line2D
+
+        handles, labels = axes[0].get_legend_handles_labels()
+        handles += [Line2D([], [], color=style.ENVELOPE, lw=0.9, ls=(0, (4, 2))),
+                    Line2D([], [], color=style.BASELINE, lw=0.9, ls=(0, (1, 1.5)))]
+        labels += ["log-Mel input (same probe)", "majority class"]
+        fig.legend(handles, labels, loc="outside upper right", ncol=len(labels))
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, x=0.02, ha="left")
     return style.save(fig, stem)
+
+
+def _free_side(points: list[tuple[float, float]], y: float, span: float) -> str:
+    """"left" or "right": the end of the axes where the data lie further from a line at y (its label goes there)."""
+    if not points:
+        return "left"
+    points = sorted(points)
+    left = min(abs(py - y) for px, py in points if px == points[0][0])
+    right = min(abs(py - y) for px, py in points if px == points[-1][0])
+    return "left" if left >= right or left > 0.15 * span else "right"
