@@ -13,8 +13,11 @@ the classifier is refitted on the whole training fold.
 Folds (`folds`): held-out *speakers* (each speaker in exactly one test fold, speakers dealt to
 K = min(folds, speakers) folds in a hashed order), or held-out *utterances* of the training
 speakers (each speaker's utterances dealt to the K folds in a hashed order, so every speaker is in
-training and test). Accuracy is pooled over the folds (correct / tested); the majority baseline
-predicts, in each fold, the most common label of its training part.
+training and test). Accuracy is pooled over the folds (correct / tested). The majority baseline
+is the share of the commonest label among the utterances probed: always answering that label.
+(Answering each fold's training majority instead scores below it when whole speakers are held out
+from balanced classes, 41% on speechocean762's 50/50 gender: a fold that holds out more women
+trains on more men.)
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FOLDS = 5
 
 
@@ -71,15 +74,20 @@ class Softmax:
 
 
 def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, *, max_iter: int = 2000,
-                tol: float = 1e-6) -> Softmax:
-    """Minimise mean cross-entropy + l2/2 ||W||^2 on standardised x (float64, L-BFGS)."""
+                tol: float = 1e-6, init: Softmax | None = None) -> Softmax:
+    """Minimise mean cross-entropy + l2/2 ||W||^2 on standardised x (float64, L-BFGS), from zero weights
+    or from `init`'s (a warm start: the optimum is the same, it is reached in fewer steps)."""
     xt = torch.as_tensor(x, dtype=torch.float64)
     mean = xt.mean(0)
     std = xt.std(0, unbiased=False).clamp_min(1e-8)
     z = (xt - mean) / std
     yt = torch.as_tensor(y, dtype=torch.long)
-    w = torch.zeros(z.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    if init is not None:
+        w = init.weight.clone().requires_grad_(True)
+        b = init.bias.clone().requires_grad_(True)
+    else:
+        w = torch.zeros(z.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+        b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
                             history_size=20, line_search_fn="strong_wolfe")
 
@@ -113,13 +121,15 @@ def _fit_best(x: np.ndarray, y: np.ndarray, n_classes: int, groups: list[str], k
     """Choose l2 on an inner split of (x, y), refit on all of it."""
     inner = folds(groups, keys, held_out, n_folds=4, seed=seed + 1)
     test = inner == 0
-    best, best_acc = L2_GRID[-1], -1.0
+    best, best_acc, best_model = L2_GRID[-1], -1.0, None
     if test.any() and (~test).any():
-        for l2 in L2_GRID:
-            acc = float((fit_softmax(x[~test], y[~test], n_classes, l2).predict(x[test]) == y[test]).mean())
-            if acc > best_acc + 1e-12:
-                best, best_acc = l2, acc
-    return fit_softmax(x, y, n_classes, best), best
+        model = None
+        for l2 in sorted(L2_GRID, reverse=True):  # strong to weak penalty, each warm-started from the last
+            model = fit_softmax(x[~test], y[~test], n_classes, l2, init=model)
+            acc = float((model.predict(x[test]) == y[test]).mean())
+            if acc > best_acc + 1e-12:  # ties: the stronger penalty, met first
+                best, best_acc, best_model = l2, acc, model
+    return fit_softmax(x, y, n_classes, best, init=best_model), best
 
 
 @contextlib.contextmanager
@@ -148,7 +158,7 @@ def _cross_validate(x: np.ndarray, labels: list[str], groups: list[str], keys: l
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[c] for c in labels], dtype=int)
     fold = folds(groups, keys, held_out, n_folds, seed)
-    correct = majority = tested = 0
+    correct = tested = 0
     chosen: list[float] = []
     converged = True
     for k in sorted(set(fold.tolist())):
@@ -161,10 +171,9 @@ def _cross_validate(x: np.ndarray, labels: list[str], groups: list[str], keys: l
         chosen.append(l2)
         converged = converged and model.converged
         correct += int((model.predict(x[test]) == y[test]).sum())
-        top = Counter(y[train].tolist()).most_common(1)[0][0]
-        majority += int((y[test] == top).sum())
         tested += int(test.sum())
     if tested == 0:
         return ProbeResult(math.nan, math.nan, 0, len(classes), len(set(groups)), 0, chosen, converged)
-    return ProbeResult(correct / tested, majority / tested, tested, len(classes), len(set(groups)),
+    majority = Counter(y.tolist()).most_common(1)[0][1] / len(y)
+    return ProbeResult(correct / tested, majority, tested, len(classes), len(set(groups)),
                        len(set(fold.tolist())), chosen, converged)

@@ -13,6 +13,7 @@ its frames, and `APCNet.encode` zeroes the padded steps).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,20 @@ import torch
 from apcscale.data.audio import AudioFile, read_audio
 from apcscale.data.features import FeatureConfig
 from apcscale.data.inputs import scan_input
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with `n` torch threads (None: as it is). Small models and the filterbank run
+    fastest on one: with two threads on this project's busy 2-core machine the fbank of 200
+    speechocean762 files took 15x as long, a width-48 LSTM's features 6x (docs/encoders.md)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -46,18 +61,22 @@ class Corpus:
         settings' storage type; computed once per settings."""
         tag = json.dumps(features.to_dict(), sort_keys=True)
         if tag not in self._mels:
-            mels: list[np.ndarray | None] = []
-            dtype = np.dtype(features.dtype)
-            for f in self.files:
-                try:
-                    wave, sr = read_audio(f.path, **f.how())
-                except Exception:  # noqa: BLE001 - listed by the callers as skipped
-                    mels.append(None)
-                    continue
-                x = features.compute(wave, sr).numpy().astype(dtype) if wave.size else np.zeros((0, features.n_mels))
-                mels.append(x if x.shape[0] > 0 and np.isfinite(x).all() else None)
-            self._mels[tag] = mels
+            with torch_threads(1):  # as preparation computes them (one thread per worker)
+                self._mels[tag] = self._compute(features)
         return self._mels[tag]
+
+    def _compute(self, features: FeatureConfig) -> list[np.ndarray | None]:
+        mels: list[np.ndarray | None] = []
+        dtype = np.dtype(features.dtype)
+        for f in self.files:
+            try:
+                wave, sr = read_audio(f.path, **f.how())
+            except Exception:  # noqa: BLE001 - listed by the callers as skipped
+                mels.append(None)
+                continue
+            x = features.compute(wave, sr).numpy().astype(dtype) if wave.size else np.zeros((0, features.n_mels))
+            mels.append(x if x.shape[0] > 0 and np.isfinite(x).all() else None)
+        return mels
 
 
 def load_corpus(path: str | Path, *, allow_pipes: bool = False) -> Corpus:

@@ -5,8 +5,8 @@
 
 Each utterance becomes one vector: the mean over its frames of one layer's context vectors
 (`layer`, default -1: the last). The reference "log-mel" is the same probe on the network's
-input, the normalised log-Mel features, mean-pooled the same way; "majority" predicts the most
-common label of the training fold. The classifier and its folds: apcscale.downstream.classifier;
+input, the normalised log-Mel features, mean-pooled the same way; "majority" is the share of the
+commonest label (always answering it). The classifier and its folds: apcscale.downstream.classifier;
 the tasks and their labels: apcscale.downstream.labels.
 
 A sweep's probe takes, for each (architecture, N), the run with the lowest minimum dev loss
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from apcscale.downstream.classifier import FOLDS, cross_validate
-from apcscale.downstream.extract import Corpus, load_corpus, pooled
+from apcscale.downstream.extract import Corpus, load_corpus, pooled, torch_threads
 from apcscale.downstream.labels import TASKS, ProbeError, available_tasks, labels_for
 
 COLUMNS = ["task", "held_out", "model", "arch", "N", "D", "subset", "dev_loss", "layer", "dim", "accuracy",
@@ -82,7 +82,7 @@ def resolve_tasks(tasks: list[str] | None, corpus: Corpus) -> list[str]:
 
 def probe_encoders(models: list[dict[str, Any]], corpus: Corpus | str | Path, tasks: list[str] | None = None, *,
                    layer: int = -1, reference: bool = True, n_folds: int = FOLDS, seed: int = 0,
-                   log: Callable[[str], None] = _quiet) -> pd.DataFrame:
+                   threads: int | None = 1, log: Callable[[str], None] = _quiet) -> pd.DataFrame:
     """Probe each model ({"model": name, "encoder": Encoder, plus arch, N, D, subset, dev_loss}) and,
     with `reference`, the normalised log-Mel input (the first model's feature settings and statistics)."""
     if not isinstance(corpus, Corpus):
@@ -101,7 +101,8 @@ def probe_encoders(models: list[dict[str, Any]], corpus: Corpus | str | Path, ta
             for row in probe_features(x, tasks, data, n_folds=n_folds, seed=seed):
                 rows.append({"model": LOG_MEL, "layer": None, **row})
             log(f"{LOG_MEL}: " + ", ".join(f"{r['task']} {r['accuracy']:.3f}" for r in rows[-len(tasks):]))
-        x = pooled(enc, mels, layer)
+        with torch_threads(threads):
+            x = pooled(enc, mels, layer)
         meta = {k: m.get(k) for k in ("model", "arch", "N", "D", "subset", "dev_loss")}
         out = probe_features(x, tasks, data, n_folds=n_folds, seed=seed)
         for row in out:
@@ -136,7 +137,7 @@ def best_runs(sweep_dir: str | Path) -> pd.DataFrame:
 
 def probe_sweep(sweep_dir: str | Path, tasks: list[str] | None = None, *, audio: str | Path | None = None,
                 layer: int = -1, n_folds: int = FOLDS, seed: int = 0, plot: bool = True,
-                out: str | Path | None = None,
+                out: str | Path | None = None, threads: int | None = 1,
                 log: Callable[[str], None] = _quiet) -> tuple[pd.DataFrame, list[Path]]:
     """Probe the best run of each (arch, N) of a sweep and the log-Mel input; write probe.csv and
     probe.png (.pdf) to `out` (default: the sweep's results/). Returns the table and the files written."""
@@ -157,7 +158,7 @@ def probe_sweep(sweep_dir: str | Path, tasks: list[str] | None = None, *, audio:
         raise ProbeError(f"{sweep}: the audio it was prepared from is gone ({corpus_root}); give --audio")
     log(f"probing {len(models)} encoders (the best run of each architecture and size) on {corpus_root}")
     corpus = load_corpus(corpus_root)
-    table = probe_encoders(models, corpus, tasks, layer=layer, n_folds=n_folds, seed=seed, log=log)
+    table = probe_encoders(models, corpus, tasks, layer=layer, n_folds=n_folds, seed=seed, threads=threads, log=log)
     out = Path(out) if out is not None else sweep / "results"
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "probe.csv", index=False)

@@ -36,12 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer", type=int, default=-1,
                         help="0: the input projection, 1..depth: a context layer, -1: the last (default)")
     parser.add_argument("--batch-frames", type=int, default=20_000, help="frames per batch (padding included)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the encoder (default 1: fastest for small models; 0: torch's default)")
     parser.add_argument("--allow-pipes", action="store_true", help="run the commands a Kaldi wav.scp names")
     parser.add_argument("--overwrite", action="store_true", help="replace the features already in OUT")
     args = parser.parse_args(argv)
 
     from apcscale.data.errors import DataError
-    from apcscale.downstream.extract import encode_corpus, load_corpus
+    from apcscale.downstream.extract import encode_corpus, load_corpus, torch_threads
     from apcscale.models.export import ExportError, load_encoder
 
     out = Path(args.out).expanduser()
@@ -65,11 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     skipped = list(corpus.skipped) + [{"path": f.rel, "reason": "unreadable or shorter than one frame"}
                                       for f, m in zip(corpus.files, mels) if m is None]
     rows: dict[int, dict] = {}
-    for i, h in encode_corpus(encoder, mels, layer, batch_frames=args.batch_frames):
-        f = corpus.files[i]
-        np.save(out / "feats" / f"{f.key}.npy", h.numpy().astype(np.float32))
-        rows[i] = {"key": f.key, "speaker": f.speaker or "", "path": f.rel, "frames": int(h.shape[0]),
-                   "file": f"feats/{f.key}.npy"}
+    with torch_threads(args.threads or None):
+        for i, h in encode_corpus(encoder, mels, layer, batch_frames=args.batch_frames):
+            f = corpus.files[i]
+            np.save(out / "feats" / f"{f.key}.npy", h.numpy().astype(np.float32))
+            rows[i] = {"key": f.key, "speaker": f.speaker or "", "path": f.rel, "frames": int(h.shape[0]),
+                       "file": f"feats/{f.key}.npy"}
     with (out / "index.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["key", "speaker", "path", "frames", "file"])
         writer.writeheader()

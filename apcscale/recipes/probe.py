@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="salt of the hashed fold assignment")
     parser.add_argument("--out", help="where probe.csv (and for a sweep probe.png) go; default SWEEP_DIR/results")
     parser.add_argument("--no-plot", action="store_true", help="no figure")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the encoders (default 1: fastest for small models; 0: torch's default)")
     args = parser.parse_args(argv)
 
     from apcscale.data.errors import DataError
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                      "arch": encoder.net.cfg.arch, "N": encoder.config.get("N"), "subset": prov.get("subset"),
                      "dev_loss": prov.get("min_dev_loss")}
             table = probe_encoders([model], args.audio, tasks, layer=args.layer, n_folds=args.folds, seed=args.seed,
-                                   log=log)
+                                   threads=args.threads or None, log=log)
             files = []
             if args.out:
                 out = Path(args.out)
@@ -74,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
                 files = [out / "probe.csv"]
         elif args.sweep_dir:
             table, files = probe_sweep(args.sweep_dir, tasks, audio=args.audio, layer=args.layer,
-                                       n_folds=args.folds, seed=args.seed, plot=not args.no_plot, out=args.out, log=log)
+                                       n_folds=args.folds, seed=args.seed, plot=not args.no_plot, out=args.out,
+                                       threads=args.threads or None, log=log)
         else:
             raise ProbeError("give a sweep directory, or --model EXPORT --audio DIR")
     except (ProbeError, ExportError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(table))
-    print("accuracy: pooled over the folds; majority: the training fold's most common label; held out: speakers "
+    print("accuracy: pooled over the folds; majority: always answering the commonest label; held out: speakers "
           "(whole speakers unseen in training) or utterances (of the training speakers)")
     if files:
         print(f"wrote {', '.join(str(f) for f in files)}")
