@@ -128,7 +128,7 @@ class Encoder(nn.Module):
                           layer: int = -1) -> torch.Tensor:
         """Normalised features (B, T, F) -> (B, T, width); steps past `lengths` are zero."""
         if lengths is not None:
-            lengths = torch.as_tensor(lengths, dtype=torch.long)
+            lengths = torch.as_tensor(lengths, dtype=torch.long, device=self.mean.device)
         return self.net.encode(feats.to(self.mean.device), lengths, layer=layer)
 
     @torch.no_grad()
