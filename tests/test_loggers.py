@@ -12,8 +12,8 @@ from apcscale.train.run import run_training
 from apcscale.utils.schema import RecipeError, from_dict
 
 
-def read_events(path) -> list[tuple[int, str, float]]:
-    """(step, tag, value) of every scalar in a TensorBoard event file (TFRecord framing, Event protos)."""
+def read_events(path) -> list[tuple[float, int, str, float]]:
+    """(wall time, step, tag, value) of every scalar in a TensorBoard event file (TFRecord framing, Event protos)."""
     from tensorboardX.proto.event_pb2 import Event
 
     out = []
@@ -24,7 +24,7 @@ def read_events(path) -> list[tuple[int, str, float]]:
         event = Event.FromString(data[pos + 12:pos + 12 + length])  # after the length and its crc
         pos += 12 + length + 4  # and the payload's crc
         for value in event.summary.value:
-            out.append((event.step, value.tag, value.simple_value))
+            out.append((event.wall_time, event.step, value.tag, value.simple_value))
     return out
 
 
@@ -43,12 +43,14 @@ def test_a_run_logs_to_tensorboard_as_well_as_csv(prepared_fsdd, tmp_path):
     # one event file per Trainer call (the untrained model's evaluation, then fit); TensorBoard reads them all
     files = sorted((tmp_path / "run" / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
     assert files
-    scalars = [item for f in files for item in read_events(f)]
-    dev = [value for _, tag, value in scalars if tag == "dev/loss"]
+    # in the order written (two files of one second have no order by name); in a full suite run both calls
+    # fell in one second and, before each writer had a file of its own, the second erased the first
+    scalars = sorted((item for f in files for item in read_events(f)), key=lambda item: item[0])
+    dev = [value for _, _, tag, value in scalars if tag == "dev/loss"]
     # every dev evaluation of the curve (the untrained start included) is in the event file
     assert dev == pytest.approx([p["dev/loss"] for p in result.curve], rel=1e-6)
     assert len(dev) == 4 and dev[-1] < dev[0]
-    train = [(step, value) for step, tag, value in scalars if tag == "train/loss"]
+    train = [(step, value) for _, step, tag, value in scalars if tag == "train/loss"]
     assert len(train) >= 5 and [s for s, _ in train] == sorted(s for s, _ in train)
 
 
@@ -77,3 +79,18 @@ def test_logger_names_are_checked(tmp_path):
         load_train_recipe(path)
     path.write_text("name: quiet\n")
     assert load_train_recipe(path).trainer.loggers == ["csv"]  # the default: Lightning's CSV log, as before
+
+
+def test_two_trainer_calls_in_one_second_keep_both_event_files(tmp_path):
+    """tensorboardX names an event file by the second: without a file of its own per call, the second erased
+    the first (the untrained evaluation's dev loss was lost when it and fit started in one second)."""
+    from apcscale.train.loggers import build_loggers
+
+    (logger,) = build_loggers(["tensorboard"], tmp_path, experiment="x")
+    logger.log_metrics({"dev/loss": 1.0}, step=0)
+    logger.finalize("success")
+    logger.log_metrics({"dev/loss": 0.5}, step=1)  # within the same second as the first
+    logger.finalize("success")
+    files = sorted((tmp_path / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
+    scalars = sorted((item for f in files for item in read_events(f)), key=lambda item: item[0])
+    assert len(files) == 2 and [(step, value) for _, step, _, value in scalars] == [(0, 1.0), (1, 0.5)]

@@ -155,8 +155,14 @@ def choose_subsets(subsets: dict[str, dict[str, Any]], cfg: DesignConfig, step: 
         notes.append(f"subsets {too_small[0]}..{too_small[-1]} left out: fewer than {cfg.min_subset_frames} frames "
                      f"or {cfg.min_subset_utterances} utterances")
     if span + 1e-9 < cfg.decades_D:
-        notes.append(f"D spans {span:.1f} decades, less than the {cfg.decades_D:g} wanted: the corpus is not large "
-                     f"enough (its smallest usable subset is {usable[0]})")
+        below = [n for n in ladder if float(subsets[n]["frames"]) < float(subsets[chosen[0]]["frames"])]
+        if below:  # a smaller subset exists on the ladder, but it would overshoot further
+            more = math.log10(d_max / float(subsets[below[0]]["frames"]))
+            notes.append(f"D spans {span:.1f} decades, the nearest to the {cfg.decades_D:g} wanted on this ladder "
+                         f"({below[0]} would make {more:.1f})")
+        else:
+            notes.append(f"D spans {span:.1f} decades, less than the {cfg.decades_D:g} wanted: the corpus is not large "
+                         f"enough (its smallest usable subset is {usable[0]})")
     return chosen, notes
 
 

@@ -15,11 +15,17 @@ to install.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import sys
 from pathlib import Path
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
+_WRITERS = itertools.count()
+
+
+def _suffix() -> str:
+    return f".{os.getpid()}.{next(_WRITERS)}"
 
 # logger -> (importable module names, any one of which serves; what to install)
 _NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -61,7 +67,17 @@ def build_loggers(names: list[str] | tuple[str, ...], run_dir: str | Path, *, ex
         elif name == "tensorboard":
             from lightning.pytorch.loggers import TensorBoardLogger
 
-            out.append(TensorBoardLogger(run_dir, name="tensorboard", default_hp_metric=False))
+            class EventFiles(TensorBoardLogger):
+                """tensorboardX names an event file by the second and the host, and opens it "wb": the writer of
+                the untrained evaluation and that of fit, in one second, shared a file and the second erased the
+                first. Each Trainer call here writes a file of its own (a suffix unique in the process)."""
+
+                def finalize(self, status: str) -> None:
+                    super().finalize(status)
+                    self._experiment = None
+                    self._kwargs["filename_suffix"] = _suffix()
+
+            out.append(EventFiles(run_dir, name="tensorboard", default_hp_metric=False, filename_suffix=_suffix()))
         elif name == "mlflow":
             from lightning.pytorch.loggers import MLFlowLogger
 
