@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from apcscale.cli import main as cli
 from apcscale.train.config import TrainRecipe
@@ -90,7 +91,7 @@ def test_export_round_trip_gives_the_runs_own_features_without_lightning(trained
 
     # the run's own model on the run's own data: its best checkpoint, dev utterances from the shards, normalised
     # by the training stream's collate
-    recipe = json.loads(json.dumps(__import__("yaml").safe_load((run / "recipe.yaml").read_text())))
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     m = Manifest.load(recipe["data"]["manifest"])
     module = APCModule.load_from_checkpoint(run / "checkpoints" / "best.ckpt", map_location="cpu").eval()
     shard = m.shard_paths(m.dev["shards"])[0]
