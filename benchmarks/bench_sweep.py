@@ -2,10 +2,10 @@
 
 The grid (`--grid`):
 
-- default: the default study's whole grid (the shipped sweep_default.yaml without its
-  budget cap): LSTM and Transformer x 4 sizes (N 0.6k to 0.15M) x 5 nested FSDD
-  subsets (847 to 104k frames), 40 runs of 300k frames, WSD schedule, 20
-  log-spaced evaluations; about 4 CPU minutes per mode on 2 cores;
+- default: the default study (the shipped sweep_default.yaml) as it designs itself for the
+  corpus given (--audio): its subsets, ladders, per-run caps, stopping rule and FLOPs budget;
+  on speechocean762 35 runs, 14-17 minutes per mode on 2 cores (docs/sweep.md#benchmark);
+  --frames replaces its caps by one number of frames (the stopping rule still acts), --eval-points its evaluations;
 - small: 2 architectures x 3 sizes x 2 subsets (d1, d7), 12 runs, about 1 minute per mode.
 
 The plan is run three times on a local Ray:
@@ -30,7 +30,8 @@ every final curve would spend, stopping each run (past the same minimum
 fractions as the policy: 25%, 10% for a run with data twins) at the first
 evaluation after which it never reaches the envelope.
 
-    python benchmarks/bench_sweep.py                       # ~8 minutes on 2 CPU cores
+    python benchmarks/bench_sweep.py                       # the default study on FSDD, 3 modes
+    python benchmarks/bench_sweep.py --audio ../shared/data/speechocean762 --modes off frontier   # ~32 minutes
     python benchmarks/bench_sweep.py --grid small          # ~3 minutes
     python benchmarks/bench_sweep.py --audio /path/to/fsdd --output /tmp/bench-sweep
     python benchmarks/bench_sweep.py --grid small --subsets d3 d7 --frames 500000

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_a_held_lock_names_its_holder_and_is_released(tmp_path):
     sweep = tmp_path / "out" / "s"
-    with SweepLock(sweep).acquire(command="test") as lock:
+    with SweepLock(sweep).acquire(command="test"):
         assert lock_path(sweep) == tmp_path / "out" / ".s.lock" and not sweep.exists()  # the sweep itself untouched
         with pytest.raises(SweepLockError, match=rf"is in use by the sweep driver pid {os.getpid()} on host "
                                                  rf"{socket.gethostname()}, started \d{{4}}-"):

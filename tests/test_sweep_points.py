@@ -43,6 +43,17 @@ def test_a_run_at_its_cap_still_improving_enters_as_an_interval():
     assert p["lo"] <= p["loss"] <= p["hi"]
 
 
+def test_a_run_at_its_cap_whose_curve_had_turned_up_has_converged():
+    """The rule's test passed only inside the scheduled cooldown (too late to act): its minimum is settled."""
+    losses = power(FRAMES)
+    losses[-5:] = losses[-6] * np.array([1.01, 1.004, 1.02, 1.015, 1.03])  # overfitting: 5 evaluations, none better
+    p = run_point(row("o", "finished", False, 1e6, cooldown_frames=8e5), curve("o", FRAMES, losses), gain=0.03)
+    assert p["kind"] == "converged" and p["loss"] == p["lo"] == p["hi"] == pytest.approx(losses[-6])
+    losses[-1] = losses[-6] * 0.99  # ... but one that still improved at its end has not
+    p = run_point(row("o", "finished", False, 1e6, cooldown_frames=8e5), curve("o", FRAMES, losses), gain=0.03)
+    assert p["kind"] != "converged"
+
+
 def test_a_pruned_run_keeps_its_point():
     losses = power(FRAMES)
     stopped_at = 10  # the scheduler stopped it at its 10th evaluation

@@ -179,8 +179,8 @@ def frontier_figure(frontier: Frontier, *, sizes: Mapping[Hashable, float] | Non
     style.log_axis(ax, "y", "plain")
     ax.set_title(title or f"{len(frontier.curves)} runs, {len(frontier.runs_on_envelope)} on the frontier")
     if norm is not None:
-        fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=ax, label=size_label,
-                     format=_si_formatter(), pad=0.01, aspect=30)
+        style.colorbar_ticks(fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=ax,
+                                          label=size_label, format=_si_formatter(), pad=0.01, aspect=30))
     ax.legend(handles=handles + style.baseline_handles(baselines), loc="upper right")
     return fig
 

@@ -202,6 +202,19 @@ def log_axis(ax, which: str = "x", fmt: str = "si", max_labels: int = 6) -> None
     lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
     if not (lo > 0 and hi > lo):
         return
+    _round_log_ticks(axis, lo, hi, fmt, max_labels)
+    (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
+
+
+def colorbar_ticks(cbar, fmt: str = "si", max_labels: int = 6) -> None:
+    """A log colour bar labelled as :func:`log_axis` labels an axis: a few round values, no minor labels
+    (matplotlib's default mixes "10k" with "6 x 10^4")."""
+    lo, hi = sorted(float(v) for v in (cbar.norm.vmin, cbar.norm.vmax))
+    if lo > 0 and hi > lo:
+        _round_log_ticks(cbar.ax.yaxis, lo, hi, fmt, max_labels)
+
+
+def _round_log_ticks(axis, lo: float, hi: float, fmt: str, max_labels: int) -> None:
     best = None
     for ticks in _candidates(lo, hi):
         inside = ticks[(ticks >= lo * (1 - 1e-9)) & (ticks <= hi * (1 + 1e-9))]
@@ -218,7 +231,6 @@ def log_axis(ax, which: str = "x", fmt: str = "si", max_labels: int = 6) -> None
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_fn(v)))
     axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 1.0, numticks=50))
     axis.set_minor_formatter(NullFormatter())
-    (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
 
 
 def d_unit(column: str | None) -> str:

@@ -1,7 +1,7 @@
 """The question a study answers: given this much compute and this much audio, which model should I
 train, and how good will it be?
 
-For a compute budget C and an amount of training data D, and for each architecture with both laws:
+For a compute budget C and an amount of training data D, and for each architecture with a frontier:
 
 - the compute frontier L(C) of that architecture says how low the loss can get with C (enough
   data), and which model size leads the envelope there: N_opt(C), a line in log-log fitted to the
@@ -9,6 +9,10 @@ For a compute budget C and an amount of training data D, and for each architectu
 - the converged law L(N, D) says how low a model of N_opt parameters can get on D frames of data;
 - the prediction is the larger of the two (neither compute nor data can be beaten), with the band
   of the law that binds; the architecture with the lower prediction is the answer.
+
+An architecture without an L(N, D) law (its runs did not converge) is answered from its frontier
+alone, for the corpus it was traced on (D = the corpus), bound by compute ("compute*": the data limit
+is not measured, so beyond the study's compute the row is a lower bound at best).
 
 A row is "inside" when C lies in the frontier fit's range and N_opt and D in the data's, else an
 extrapolation (with how far). A prediction that leans on a parameter that is not identifiable (or
@@ -62,15 +66,16 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
             notes.append(f"{arch}: no compute frontier fitted ({fr.get('error', 'too few runs')})")
             continue
         if "fit" not in jf:
-            notes.append(f"{arch}: no L(N, D) fitted ({jf.get('error', 'too few points')})")
-            continue
+            notes.append(f"{arch}: no L(N, D) fitted ({jf.get('error', 'too few points')}); its rows come from the "
+                         "frontier alone, on this corpus only: where the corpus would limit the loss is not measured")
+            jf = {}
         line = n_opt_line(fr, sizes)
         if line is None:
             notes.append(f"{arch}: a single model size leads its envelope: no N_opt(C) to follow")
             continue
         archs.append((arch, fr, jf, line))
     if not archs:
-        return [], notes + ["no architecture has both a frontier and an L(N, D) law: the study cannot answer"]
+        return [], notes + ["no architecture has a compute frontier with two model sizes on it: the study cannot answer"]
     lo_c = min(fr["fit"].diagnostics.get("fit_range", (math.inf, 0))[0] for _, fr, _, _ in archs)
     hi_c = max(fr["fit"].diagnostics.get("fit_range", (0, 0))[1] for _, fr, _, _ in archs)
     d_max = float(runs["D"].max())
@@ -82,7 +87,9 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
         for C in budgets:
             cands = []
             for arch, fr, jf, (slope, icpt) in archs:
-                ffit, jfit = fr["fit"], jf["fit"]
+                ffit, jfit = fr["fit"], jf.get("fit")
+                if jfit is None and D > d_max * 1.0001:
+                    continue  # more data than the corpus: only L(N, D) could say
                 n_opt = 10 ** (icpt + slope * math.log10(C))
                 a_runs = runs[runs["arch"] == arch]
                 per_n = a_runs.groupby("N")
@@ -90,9 +97,13 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
                 n_lo, n_hi = float(a_runs["N"].min()), float(a_runs["N"].max())
                 lc = float(ffit.predict(C))
                 lc_lo, lc_hi = (float(v) for v in ffit.predict_interval(C, level=level))
-                lnd = float(jfit.predict(n_opt, D))
-                lnd_lo, lnd_hi = (float(v) for v in jfit.predict_interval(n_opt, D, level=level))
-                binds = "data" if lnd > lc else "compute"
+                if jfit is not None:
+                    lnd = float(jfit.predict(n_opt, D))
+                    lnd_lo, lnd_hi = (float(v) for v in jfit.predict_interval(n_opt, D, level=level))
+                    binds = "data" if lnd > lc else "compute"
+                else:  # the frontier of runs on this corpus: what compute bought here; the data limit unknown
+                    lnd = lnd_lo = lnd_hi = math.nan
+                    binds = "compute*"
                 loss, lo, hi = (lnd, lnd_lo, lnd_hi) if binds == "data" else (lc, lc_lo, lc_hi)
                 f_range = ffit.diagnostics.get("fit_range", (C, C))
                 beyond = []
@@ -104,14 +115,18 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
                     beyond.append("N below the smallest trained")
                 if D > d_max * 1.0001:
                     beyond.append(f"D {D / d_max:.3g}x the corpus")
-                shaky = [f"{arch} L(C) {p}" for p in _unidentified(ffit)] if binds == "compute" else \
-                        [f"{arch} L(N, D) {p}" for p in _unidentified(jfit)]
+                if jfit is None and C > f_range[1] * 1.0001:
+                    beyond.append("the corpus may limit the loss there (no L(N, D) to say)")
+                shaky = [f"{arch} L(N, D) {p}" for p in _unidentified(jfit)] if binds == "data" else \
+                        [f"{arch} L(C) {p}" for p in _unidentified(ffit)]
                 frames = C / float(np.interp(math.log10(n_opt), np.log10(fpf.index.to_numpy(float)),
                                              fpf.to_numpy(float))) if len(fpf) else math.nan
                 row = {"C": C, "D": D, "hours": D / FRAMES_PER_HOUR, "arch": arch, "N": n_opt, "loss": loss,
                        "lo": lo, "hi": hi, "binds": binds, "inside": not beyond, "beyond": beyond,
                        "unidentified": shaky, "frames": frames, "epochs": frames / D if D > 0 else math.nan}
                 cands.append(row)
+            if not cands:
+                continue
             cands.sort(key=lambda r: r["loss"])
             best = cands[0]
             if len(cands) > 1:

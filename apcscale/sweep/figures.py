@@ -240,8 +240,8 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
     handles = _dedupe(handles + enc + style.baseline_handles(baselines))
     fig.legend(handles=handles, loc="outside lower center", ncol=3)
     if norm is not None:
-        fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
-                     label=style.axis_label("N"), pad=0.01, aspect=30)
+        style.colorbar_ticks(fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
+                     label=style.axis_label("N"), pad=0.01, aspect=30))
     return fig
 
 
@@ -310,8 +310,8 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
     _finish(fig, axes, ys, base, style.axis_label("C"), "dev loss (L1)", f"{title}: learning curves and the frontier")
     fig.legend(handles=_dedupe(handles + style.baseline_handles(baselines)), loc="outside lower center", ncol=3)
     if norm is not None:
-        fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
-                     label=style.axis_label("N"), pad=0.01, aspect=30)
+        style.colorbar_ticks(fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
+                     label=style.axis_label("N"), pad=0.01, aspect=30))
     return fig
 
 
@@ -404,7 +404,8 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
                 lN = np.linspace(np.log(s["N"].min()), np.log(s["N"].max()), 60)
                 ax.plot(np.exp(lN), np.polyval(np.polyfit(np.log(s["N"]), s["loss"], 2), lN), ":", color=c, lw=0.9)
                 ys.append([l_opt])
-            ax.plot([n_opt], [l_opt], "*", color=c, mec="black", mew=0.5, ms=9, zorder=5, gid=f"minimum:{arch}:{C:g}")
+            ax.plot([n_opt], [l_opt], "*" if how == "parabola" else "D", color=c, mec="black", mew=0.5,
+                    ms=9 if how == "parabola" else 6, zorder=5, gid=f"minimum:{arch}:{C:g}")
             kinds_drawn.add(how)
             handles.append(Line2D([], [], color=c, marker="o", ms=3, lw=1.0, label=f"C = {style.si(C)} FLOPs"))
         ax.set_title(arch)
@@ -419,8 +420,8 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
         shared.append(Line2D([], [], color="grey", marker="*", mec="black", ls=":", lw=0.9, ms=8,
                              label="minimum of a parabola in log N"))
     if "lowest" in kinds_drawn:
-        shared.append(Line2D([], [], color="grey", marker="*", mec="black", ls="none", ms=8,
-                             label="lowest point (no interior minimum)"))
+        shared.append(Line2D([], [], color="grey", marker="D", mec="black", ls="none", ms=5,
+                             label="lowest point (no interior minimum: the optimum may lie beyond the sizes)"))
     fig.legend(handles=shared + style.baseline_handles(baselines), loc="outside lower center", ncol=2)
     return fig
 

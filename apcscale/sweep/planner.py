@@ -223,7 +223,7 @@ def describe_data(subsets: list[str], info: dict[str, dict[str, Any]], dev: dict
         speakers = dev.get("speakers")
         n_spk = len(speakers) if isinstance(speakers, list) else speakers
         if by == "speaker":
-            how = f"{n_spk} whole speakers held out (no dev speaker in any training subset)"
+            how = f"{n_spk} whole speaker{'' if n_spk == 1 else 's'} held out (no dev speaker in any training subset)"
         elif by == "utterance":
             why = dev.get("reason")
             how = ("utterances held out at random, as asked (dev_by utterance)" if why == "asked" else

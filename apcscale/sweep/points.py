@@ -85,6 +85,8 @@ def run_point(run: pd.Series, curve: pd.DataFrame, *, gain: float, level: float 
             return {**out, "kind": "at budget", "note": "fixed budget (no stopping rule)"}
         if bool(converged):
             return {**out, "kind": "converged"}
+        if plateaued(df["dev_loss"].tolist(), patience, min_delta):  # the rule's test passed too late to act
+            return {**out, "kind": "converged", "note": "its curve had stopped improving before its cap"}
         target = float(df["flops"].iloc[-1]) * HORIZON
         why = "reached its cap still improving"
     else:

@@ -125,12 +125,16 @@ def answer_lines(res: "SweepResults") -> tuple[list[str], list[dict[str, Any]], 
             if r["unidentified"]:
                 where += "; rests on " + ", ".join(r["unidentified"]) + " (not identifiable)"
             ru = r.get("runner_up")
-            tie = "" if ru is None or r.get("decided") else f" (~{ru['arch']}, bands overlap)"
-            L.append(f"  {_si(r['C']):>8}F {r['hours']:>7.3g}h | {r['arch'] + tie:<12} {_si(r['N']):>7} "
+            if ru is not None and not r.get("decided"):
+                where += f"; {ru['arch']} within the band ({ru['loss']:.4f}): no clear winner"
+            L.append(f"  {_si(r['C']):>8}F {r['hours']:>7.3g}h | {r['arch']:<12} {_si(r['N']):>7} "
                      f"{_si(r['frames']):>7} {r['epochs']:>6.3g} | {r['loss']:>7.4f} [{r['lo']:.4f}, {r['hi']:.4f}] "
                      f"{r['binds']:<8} | {where}")
         L.append("  (N_opt(C) follows the model sizes that lead each architecture's envelope; the loss is the larger "
                  "of the frontier L(C) and the converged L(N_opt, D): compute or data binds)")
+        if any(r["binds"] == "compute*" for r in rows):
+            L.append("  (compute*: from the frontier alone, no L(N, D) law: what compute bought on this corpus; "
+                     "where the data would limit the loss is not measured)")
     cx = crossover(res.fits, res.runs)
     if "error" not in cx:
         if cx["unidentified"]:
@@ -334,7 +338,8 @@ def write_report(res: "SweepResults", plan: Plan, decisions: list[dict], *, wall
         L.append(f"time estimates: a finished run trained and evaluated for {ratio:.2f}x the plan's estimate "
                  f"(median over {len(ran)} runs; estimates assume a run trains to its cap)")
     L.append("files: points.csv/.parquet (every evaluation), runs.csv (with margins over the baselines), selection.csv "
-             "(L(N, D) points), fit.json (laws, checks, answer, warnings), curves.png, law_nd.png")
+             "(L(N, D) points), fit.json (laws, checks, answer, warnings)"
+             + (f"; figures (PNG and PDF): {', '.join(res.figures)}" if res.figures else "; no figure drawn"))
     return "\n".join(L) + "\n"
 
 

@@ -58,6 +58,7 @@ class SweepResults:
     report: str = ""
     answer: list[dict[str, Any]] = field(default_factory=list)  # the report's table (fit.json "answer")
     warnings: list[str] = field(default_factory=list)  # every warning the report carries
+    figures: list[str] = field(default_factory=list)  # the figures drawn (stems of results/*.png and .pdf)
 
     @property
     def frontier(self) -> dict[str, Any] | None:
@@ -152,10 +153,14 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
     }
     if plots:
         lines = figure_baselines(baselines, points)
-        plot_curves(points, runs, fits, out / "curves", plan.name, baselines=lines)
-        plot_compute(points, runs, fits, out / "compute", plan.name, baselines=lines)
-        plot_isoflop(points, out / "isoflop", plan.name, baselines=lines)
-        plot_law(selection, fits, out / "law_nd", plan.name, baselines=lines)
+        for stem in ("curves", "compute", "isoflop", "law_nd"):  # none left from an earlier collect
+            for ext in (".png", ".pdf"):
+                (out / f"{stem}{ext}").unlink(missing_ok=True)
+        drawn = [*plot_curves(points, runs, fits, out / "curves", plan.name, baselines=lines),
+                 *plot_compute(points, runs, fits, out / "compute", plan.name, baselines=lines),
+                 *plot_isoflop(points, out / "isoflop", plan.name, baselines=lines),
+                 *plot_law(selection, fits, out / "law_nd", plan.name, baselines=lines)]
+        res.figures = [Path(f).stem for f in drawn if str(f).endswith(".png")]
     res.report = write_report(res, plan, decisions, wall_seconds=wall_seconds, mode=mode)
     payload["answer"] = res.answer
     payload["warnings"] = res.warnings
