@@ -52,8 +52,8 @@ def plot_probe(table: pd.DataFrame, stem: str | Path, title: str | None = None) 
 
             if len(ref):
                 acc = float(ref["accuracy"].iloc[0])
-                style.hline(ax, 100 * acc, f"log-Mel {100 * acc:.1f}%", color=style.ENVELOPE,
-                            below=acc < majority or near_top(acc), where=_free_side(points, 100 * acc, y1 - y0))
+                where, below = _label_place(ax, points, 100 * acc, must_be_below=acc < majority or near_top(acc))
+                style.hline(ax, 100 * acc, f"log-Mel {100 * acc:.1f}%", color=style.ENVELOPE, below=below, where=where)
             if np.isfinite(majority):
                 style.hline(ax, 100 * majority, f"majority {100 * majority:.1f}%", ls=(0, (1, 1.5)), where="right",
                             below=(len(ref) > 0 and majority < float(ref["accuracy"].iloc[0])) or near_top(majority))
@@ -73,11 +73,16 @@ def plot_probe(table: pd.DataFrame, stem: str | Path, title: str | None = None) 
     return style.save(fig, stem)
 
 
-def _free_side(points: list[tuple[float, float]], y: float, span: float) -> str:
-    """"left" or "right": the end of the axes where the data lie further from a line at y (its label goes there)."""
-    if not points:
-        return "left"
-    points = sorted(points)
-    left = min(abs(py - y) for px, py in points if px == points[0][0])
-    right = min(abs(py - y) for px, py in points if px == points[-1][0])
-    return "left" if left >= right or left > 0.15 * span else "right"
+def _label_place(ax, points: list[tuple[float, float]], y: float, *, must_be_below: bool) -> tuple[str, bool]:
+    """(where, below) for the label of a line at y: the end of the axes (its outer 30%) and the side of the
+    line where it covers the fewest data points (axes fractions, after the limits and scales are set)."""
+    to_axes = ax.transAxes.inverted()
+    frac = [to_axes.transform(ax.transData.transform((px, py))) for px, py in points]
+    line = to_axes.transform(ax.transData.transform((points[0][0] if points else 1.0, y)))[1] if points else 0.0
+    options = [(w, b) for b in ((True,) if must_be_below else (False, True)) for w in ("left", "right")]
+
+    def covered(where: str, below: bool) -> int:
+        lo, hi = (line - 0.08, line + 0.02) if below else (line - 0.02, line + 0.08)
+        return sum(1 for fx, fy in frac if (fx < 0.32 if where == "left" else fx > 0.68) and lo <= fy <= hi)
+
+    return min(options, key=lambda o: covered(*o))  # the first of the least covered: left, above by preference
