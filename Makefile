@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_stream.py --batches 100 --workers 0 1
 	$(BIN)/python benchmarks/bench_train.py --width 64 --batches 30 --repeats 2
 	$(BIN)/python benchmarks/bench_cooldown.py --lengths 20000 40000 --seeds 0
+	$(BIN)/python benchmarks/bench_downstream.py --files 100 --repeats 1
 	$(BIN)/python benchmarks/bench_sweep.py --grid small --frames 50000 --eval-points 10 --modes off frontier
 
 # What can be linted with the pinned set today: the Dockerfile (hadolint, every finding fails,

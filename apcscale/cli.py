@@ -4,6 +4,9 @@
     apcscale train [RECIPE] ...                 python -m apcscale.recipes.train
     apcscale prepare SOURCE OUT_DIR ...         python -m apcscale.recipes.prepare
     apcscale fit TABLE ...                      python -m apcscale.recipes.fit
+    apcscale export RUN_DIR OUT                 python -m apcscale.recipes.export
+    apcscale features AUDIO OUT --model EXPORT  python -m apcscale.recipes.features
+    apcscale probe SWEEP_DIR | --model EXPORT   python -m apcscale.recipes.probe
     apcscale recipes list | cp NAME DEST        python -m apcscale.recipes.catalog
 
 Each subcommand hands the rest of the command line to its entry point's `main(argv)`, so both
@@ -24,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("apcscale.recipes.prepare",
                 "audio (a folder, a Kaldi data directory, a lhotse manifest) to log-Mel WebDataset shards"),
     "fit": ("apcscale.recipes.fit", "fit scaling laws to a table of runs, with intervals and plots"),
+    "export": ("apcscale.recipes.export",
+               "a run's encoder as a self-contained directory (weights, config, feature settings, statistics)"),
+    "features": ("apcscale.recipes.features", "per-utterance context vectors of audio from an exported encoder"),
+    "probe": ("apcscale.recipes.probe",
+              "linear probes (digit, speaker, gender, age) of a sweep's best encoders or an export, beside log-Mel"),
     "recipes": ("apcscale.recipes.catalog", "the recipes: `recipes list`, `recipes cp NAME DEST` to copy one to edit"),
 }
 
