@@ -38,10 +38,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_downstream.py --files 100 --repeats 1
 	$(BIN)/python benchmarks/bench_sweep.py --grid small --frames 50000 --eval-points 10 --modes off frontier
 
-# What can be linted with the pinned set today: the Dockerfile (hadolint, every finding fails,
-# as tests/test_docker.py holds it) and every Python file compiles.
+# The Dockerfile (hadolint, every finding fails, as tests/test_docker.py holds it), ruff's lint and
+# format checks (configuration in pyproject.toml; `ruff format` and `ruff check --fix` repair most),
+# and every Python file compiles. tests/test_makefile.py runs this target.
 lint: $(STAMP)
 	$(BIN)/hadolint --no-color --failure-threshold info docker/Dockerfile
+	$(BIN)/ruff check apcscale benchmarks tests
+	$(BIN)/ruff format --check apcscale benchmarks tests
 	$(BIN)/python -m compileall -q apcscale benchmarks tests
 
 clean:

@@ -21,24 +21,33 @@ import sys
 
 # name -> (module with main(argv) -> int, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sweep": ("apcscale.recipes.sweep",
-              "a scaling study: plan within a budget, train the grid on Ray Tune with frontier pruning, fit the laws"),
+    "sweep": (
+        "apcscale.recipes.sweep",
+        "a scaling study: plan within a budget, train the grid on Ray Tune with frontier pruning, fit the laws",
+    ),
     "train": ("apcscale.recipes.train", "one training run from a recipe"),
-    "prepare": ("apcscale.recipes.prepare",
-                "audio (a folder, a Kaldi data directory, a lhotse manifest) to log-Mel WebDataset shards"),
+    "prepare": (
+        "apcscale.recipes.prepare",
+        "audio (a folder, a Kaldi data directory, a lhotse manifest) to log-Mel WebDataset shards",
+    ),
     "fit": ("apcscale.recipes.fit", "fit scaling laws to a table of runs, with intervals and plots"),
-    "export": ("apcscale.recipes.export",
-               "a run's encoder as a self-contained directory (weights, config, feature settings, statistics)"),
+    "export": (
+        "apcscale.recipes.export",
+        "a run's encoder as a self-contained directory (weights, config, feature settings, statistics)",
+    ),
     "features": ("apcscale.recipes.features", "per-utterance context vectors of audio from an exported encoder"),
-    "probe": ("apcscale.recipes.probe",
-              "linear probes (digit, speaker, gender, age) of a sweep's best encoders or an export, beside log-Mel"),
+    "probe": (
+        "apcscale.recipes.probe",
+        "linear probes (digit, speaker, gender, age) of a sweep's best encoders or an export, beside log-Mel",
+    ),
     "recipes": ("apcscale.recipes.catalog", "the recipes: `recipes list`, `recipes cp NAME DEST` to copy one to edit"),
 }
 
 
 def version() -> str:
     try:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
     except ImportError:  # pragma: no cover - Python >= 3.8 has it
         return "unknown"
     try:
@@ -49,11 +58,19 @@ def version() -> str:
 
 def usage() -> str:
     width = max(len(name) for name in COMMANDS) + 2
-    lines = ["usage: apcscale COMMAND [ARGS ...]", "",
-             "Scaling laws of Autoregressive Predictive Coding speech models.", "", "commands:"]
+    lines = [
+        "usage: apcscale COMMAND [ARGS ...]",
+        "",
+        "Scaling laws of Autoregressive Predictive Coding speech models.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:{width}s}{text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "`apcscale COMMAND --help` describes a command's arguments.",
-              "`apcscale --version` prints the version."]
+    lines += [
+        "",
+        "`apcscale COMMAND --help` describes a command's arguments.",
+        "`apcscale --version` prints the version.",
+    ]
     return "\n".join(lines)
 
 

@@ -45,8 +45,15 @@ def main() -> None:
     rate = max(set(f.sample_rate for f in corpus.files), key=[f.sample_rate for f in corpus.files].count)
     features = FeatureConfig.for_rate(rate)
     torch.manual_seed(0)
-    encoders = {arch: Encoder(APCNet(features.n_mels, ModelConfig(arch=arch, width=48, depth=2)), features,
-                              np.zeros(features.n_mels), np.ones(features.n_mels)) for arch in ("lstm", "transformer")}
+    encoders = {
+        arch: Encoder(
+            APCNet(features.n_mels, ModelConfig(arch=arch, width=48, depth=2)),
+            features,
+            np.zeros(features.n_mels),
+            np.ones(features.n_mels),
+        )
+        for arch in ("lstm", "transformer")
+    }
     default = torch.get_num_threads()
     mels = corpus.log_mel(features)
     x = pooled(encoders["lstm"], mels)
@@ -63,8 +70,12 @@ def main() -> None:
     def probe() -> None:
         _cross_validate(x[keep], speakers, speakers, keys, "utterances", n_folds=5, seed=0)
 
-    tasks = {"log-Mel filterbank": fbank, "LSTM w48 features": encode("lstm"),
-             "Transformer w48 features": encode("transformer"), "speaker probe (LSTM w48)": probe}
+    tasks = {
+        "log-Mel filterbank": fbank,
+        "LSTM w48 features": encode("lstm"),
+        "Transformer w48 features": encode("transformer"),
+        "speaker probe (LSTM w48)": probe,
+    }
     times: dict[tuple[str, int], list[float]] = {}
     for _ in range(args.repeats):
         for name, fn in tasks.items():
@@ -73,8 +84,10 @@ def main() -> None:
                     started = time.perf_counter()
                     fn()
                     times.setdefault((name, threads), []).append(time.perf_counter() - started)
-    print(f"{len(corpus.files)} files of {args.audio} ({len(set(speakers))} speakers); torch default {default} "
-          f"threads; medians of {args.repeats}")
+    print(
+        f"{len(corpus.files)} files of {args.audio} ({len(set(speakers))} speakers); torch default {default} "
+        f"threads; medians of {args.repeats}"
+    )
     for name in tasks:
         one, dflt = statistics.median(times[(name, 1)]), statistics.median(times[(name, default)])
         print(f"  {name:26s} 1 thread {one:7.2f} s   {default} threads {dflt:7.2f} s   ratio {dflt / one:5.2f}")

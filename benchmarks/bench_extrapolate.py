@@ -51,10 +51,14 @@ def main() -> None:
             _plain_fit(x, y)
             plain.append(time.perf_counter() - t)
     med, base = statistics.median(ours), statistics.median(plain)
-    print(f"extrapolate_curve: median {med * 1000:.1f} ms per call over {len(ours)} calls "
-          f"(20 curves x prefixes of 20/50/90%); goal < 50 ms")
-    print(f"baseline, one plain curve_fit of a + b x^-c on the same prefixes: median {base * 1000:.2f} ms "
-          f"-> the extrapolation costs {med / base:.1f}x the plain fit")
+    print(
+        f"extrapolate_curve: median {med * 1000:.1f} ms per call over {len(ours)} calls "
+        f"(20 curves x prefixes of 20/50/90%); goal < 50 ms"
+    )
+    print(
+        f"baseline, one plain curve_fit of a + b x^-c on the same prefixes: median {base * 1000:.2f} ms "
+        f"-> the extrapolation costs {med / base:.1f}x the plain fit"
+    )
 
 
 if __name__ == "__main__":

@@ -21,11 +21,9 @@ import statistics
 import time
 
 import numpy as np
-
 from threadpoolctl import threadpool_info
 
-from apcscale.scaling import calibration, extrapolate_curve, fit_joint, synthetic_curves
-from apcscale.scaling import fitting
+from apcscale.scaling import calibration, extrapolate_curve, fit_joint, fitting, synthetic_curves
 from apcscale.scaling.fitting import lbfgs
 from apcscale.scaling.synthetic import joint_grid
 
@@ -36,7 +34,7 @@ def hoffmann_table(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     N = np.exp(rng.uniform(np.log(7e7), np.log(1.6e10), 240))
     D = N * np.exp(rng.uniform(np.log(1.0), np.log(100.0), 240))
-    y = (1.82 + 482.0 / N ** 0.348 + 2085.0 / D ** 0.366) * np.exp(0.01 * rng.standard_normal(240))
+    y = (1.82 + 482.0 / N**0.348 + 2085.0 / D**0.366) * np.exp(0.01 * rng.standard_normal(240))
     return N, D, y
 
 
@@ -48,10 +46,14 @@ def bench_threads(table: str | None, repeat: int) -> None:
         N, D, y, what = df["N"].to_numpy(float), df["D"].to_numpy(float), df["loss"].to_numpy(float), table
     else:
         (N, D, y), what = hoffmann_table(), "synthetic Hoffmann table"
-    blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info() if i["user_api"] == "blas")
-    print(f"BLAS threads: Hoffmann fit, {N.size} points ({what}), 200 bootstrap refits; default BLAS: {blas}; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    blas = ", ".join(
+        f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info() if i["user_api"] == "blas"
+    )
+    print(
+        f"BLAS threads: Hoffmann fit, {N.size} points ({what}), 200 bootstrap refits; default BLAS: {blas}; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
+    )
     times: dict[str, list[float]] = {"default threads": [], "one thread (the fit's setting)": []}
     for _ in range(repeat):  # alternate, so that the load of the machine hits both alike
         for name, limit in (("default threads", None), ("one thread (the fit's setting)", 1)):
@@ -63,8 +65,10 @@ def bench_threads(table: str | None, repeat: int) -> None:
     base = statistics.median(times["default threads"])
     for name, ts in times.items():
         m = statistics.median(ts)
-        print(f"  {name:32s} median {m:6.3f} s (min {min(ts):.3f}, max {max(ts):.3f}, {len(ts)} runs)  "
-              f"{m / base:5.2f}x the default" + ("  [goal < 1 s]" if "one" in name else ""))
+        print(
+            f"  {name:32s} median {m:6.3f} s (min {min(ts):.3f}, max {max(ts):.3f}, {len(ts)} runs)  "
+            f"{m / base:5.2f}x the default" + ("  [goal < 1 s]" if "one" in name else "")
+        )
     p = fit.params
     print(f"  fit: E {p['E']:.4g}, A {p['A']:.4g}, B {p['B']:.4g}, alpha {p['alpha']:.4g}, beta {p['beta']:.4g}")
 
@@ -85,12 +89,16 @@ def bench_joint(naive: bool) -> None:
         t_fit, fit = _median_time(lambda: fit_joint(N, D, y, law=law, bootstrap=0))
         t_all, fitb = _median_time(lambda: fit_joint(N, D, y, law=law, bootstrap=200))
         d = fitb.diagnostics
-        print(f"  {law:9s} full fit (grid of {d['grid_size']} inits + {d['starts']} L-BFGS-B starts + LM polish "
-              f"+ floor profile): {t_fit:6.3f} s  [goal < 5 s]")
-        print(f"  {law:9s} 200 bootstrap refits (runs resampled, batched LM, grid basin check): "
-              f"{d['time_intervals_s']:6.3f} s  [goal < 60 s]   (fit + bootstrap: {t_all:.3f} s; "
-              f"{d['bootstrap_other_basin']} replicates re-started from another basin, "
-              f"{d['bootstrap_unconverged']} unconverged)")
+        print(
+            f"  {law:9s} full fit (grid of {d['grid_size']} inits + {d['starts']} L-BFGS-B starts + LM polish "
+            f"+ floor profile): {t_fit:6.3f} s  [goal < 5 s]"
+        )
+        print(
+            f"  {law:9s} 200 bootstrap refits (runs resampled, batched LM, grid basin check): "
+            f"{d['time_intervals_s']:6.3f} s  [goal < 60 s]   (fit + bootstrap: {t_all:.3f} s; "
+            f"{d['bootstrap_other_basin']} replicates re-started from another basin, "
+            f"{d['bootstrap_unconverged']} unconverged)"
+        )
         if naive:
             law_obj, theta = fitb.law_obj, fitb.theta
             U = law_obj.design(np.stack([N, D], 1), fitb.ref).U
@@ -114,9 +122,11 @@ def bench_extrapolation() -> None:
         res = calibration(curves, fractions, level=0.8)
         per = (time.perf_counter() - t) / res["n"]
         by = ", ".join(f"{f:.2f}: {v['coverage']:.3f}" for f, v in res["by_fraction"].items())
-        print(f"  {family:9s} coverage {res['coverage']:.3f} (reliable only {res['coverage_reliable']:.3f}, "
-              f"n={res['n']}, flags {res['flags']}); by prefix {by}; median |log error| "
-              f"{res['median_abs_log_error']:.4f}; {per * 1000:.1f} ms per call  [goal 0.70-0.90, < 50 ms]")
+        print(
+            f"  {family:9s} coverage {res['coverage']:.3f} (reliable only {res['coverage_reliable']:.3f}, "
+            f"n={res['n']}, flags {res['flags']}); by prefix {by}; median |log error| "
+            f"{res['median_abs_log_error']:.4f}; {per * 1000:.1f} ms per call  [goal 0.70-0.90, < 50 ms]"
+        )
     c = synthetic_curves(1, seed=0, n_evals=(200, 200))[0]
     t, _ = _median_time(lambda: extrapolate_curve(c["x"][:150], c["y"][:150], c["x"][-1]), repeat=5)
     print(f"  one call on a 150-point prefix: {t * 1000:.1f} ms")

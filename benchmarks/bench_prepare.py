@@ -56,9 +56,11 @@ def main() -> None:
             seconds = m.train["audio_seconds"] + m.dev["audio_seconds"]
             frames = m.train["frames"] + m.dev["frames"]
             rates[w] = seconds / best
-            print(f"workers {w:3d}: {seconds:9.1f} s of audio ({frames:,} frames, "
-                  f"{m.train['utterances'] + m.dev['utterances']:,} utterances) in {best:6.2f} s = "
-                  f"{rates[w]:8.1f} s of audio per second ({frames / best:,.0f} frames/s)")
+            print(
+                f"workers {w:3d}: {seconds:9.1f} s of audio ({frames:,} frames, "
+                f"{m.train['utterances'] + m.dev['utterances']:,} utterances) in {best:6.2f} s = "
+                f"{rates[w]:8.1f} s of audio per second ({frames / best:,.0f} frames/s)"
+            )
             started = time.perf_counter()
             ensure_prepared(audio, out, n_mels=args.n_mels, workers=w, progress=False)
             rerun = time.perf_counter() - started

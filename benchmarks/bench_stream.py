@@ -45,8 +45,14 @@ def stream_options(batching: str, args) -> dict:
 
 def padding(manifest: Path, batching: str, args) -> tuple[float, int, float]:
     """(executed / counted frames, batches, counted frames per batch) over one pass of the subset."""
-    dm = APCDataModule(manifest, subset=args.subset, crop_frames=args.crop, num_workers=0,
-                       shuffle_buffer=args.shuffle_buffer, **stream_options(batching, args))
+    dm = APCDataModule(
+        manifest,
+        subset=args.subset,
+        crop_frames=args.crop,
+        num_workers=0,
+        shuffle_buffer=args.shuffle_buffer,
+        **stream_options(batching, args),
+    )
     dm.setup("fit")
     executed = counted = batches = 0
     for batch in dm.iter_epoch():
@@ -57,8 +63,14 @@ def padding(manifest: Path, batching: str, args) -> tuple[float, int, float]:
 
 
 def train_rate(manifest: Path, batching: str, workers: int, args) -> tuple[float, int]:
-    dm = APCDataModule(manifest, subset=args.subset, crop_frames=args.crop, num_workers=workers,
-                       shuffle_buffer=args.shuffle_buffer, **stream_options(batching, args))
+    dm = APCDataModule(
+        manifest,
+        subset=args.subset,
+        crop_frames=args.crop,
+        num_workers=workers,
+        shuffle_buffer=args.shuffle_buffer,
+        **stream_options(batching, args),
+    )
     dm.setup("fit")
     stream = iter(dm.train_dataloader())
     for _ in range(args.warmup):
@@ -74,9 +86,11 @@ def train_rate(manifest: Path, batching: str, workers: int, args) -> tuple[float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", nargs="+", help="prepared manifest(s) (default: prepare --audio into a temp folder)")
-    ap.add_argument("--audio", nargs="+",
-                    help="folder(s) of audio to prepare (default: ../shared/data/fsdd and speechocean762, "
-                         "$APCSCALE_AUDIO, FSDD)")
+    ap.add_argument(
+        "--audio",
+        nargs="+",
+        help="folder(s) of audio to prepare (default: ../shared/data/fsdd and speechocean762, $APCSCALE_AUDIO, FSDD)",
+    )
     ap.add_argument("--subset", default=None, help="training subset (default: the largest)")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="loader worker counts")
     ap.add_argument("--batchings", nargs="+", choices=BATCHINGS, default=list(BATCHINGS))
@@ -93,21 +107,27 @@ def main() -> None:
         else:
             audio = [Path(a) for a in args.audio] if args.audio else default_audio()
             manifests = [ensure_prepared(a, Path(tmp) / a.name, progress=False) for a in audio]
-        print(f"crops of <= {args.crop} frames; random: {args.batch_size} crops per batch in stream order; "
-              f"bucket, pack: {args.batch_frames:,} frames (rows x steps) per batch; {os.cpu_count()} cores")
+        print(
+            f"crops of <= {args.crop} frames; random: {args.batch_size} crops per batch in stream order; "
+            f"bucket, pack: {args.batch_frames:,} frames (rows x steps) per batch; {os.cpu_count()} cores"
+        )
         for manifest in manifests:
             name = manifest.parent.name
             print(f"\n{name} ({manifest})")
             for batching in args.batchings:
                 ratio, n, per = padding(manifest, batching, args)
-                print(f"  padding, {batching:7s}: the network computes on {ratio:.3f} frames per frame counted "
-                      f"({n:,} batches in a pass, {per:,.0f} counted frames each)")
+                print(
+                    f"  padding, {batching:7s}: the network computes on {ratio:.3f} frames per frame counted "
+                    f"({n:,} batches in a pass, {per:,.0f} counted frames each)"
+                )
             for batching in args.batchings:
                 for w in args.workers:
                     rate, frames = train_rate(manifest, batching, w, args)
                     label = "in-process" if w == 0 else f"{w} worker{'s' if w > 1 else ''}"
-                    print(f"  train stream, {batching:7s} {label:12s}: {rate:10,.0f} counted frames/s = "
-                          f"{rate / max(1, w):10,.0f} per loader worker ({frames:,} frames timed)")
+                    print(
+                        f"  train stream, {batching:7s} {label:12s}: {rate:10,.0f} counted frames/s = "
+                        f"{rate / max(1, w):10,.0f} per loader worker ({frames:,} frames timed)"
+                    )
             dm = APCDataModule(manifest, crop_frames=args.crop, num_workers=0)
             dm.setup("validate")
             dev = dm.val_dataloader()
@@ -115,7 +135,9 @@ def main() -> None:
                 started = time.perf_counter()
                 frames = sum(b["n_frames"] for b in dev)
                 elapsed = time.perf_counter() - started
-                print(f"  dev pass, {passes:20s}: {frames:,} frames in {elapsed:.3f} s = {frames / elapsed:,.0f} frames/s")
+                print(
+                    f"  dev pass, {passes:20s}: {frames:,} frames in {elapsed:.3f} s = {frames / elapsed:,.0f} frames/s"
+                )
 
 
 if __name__ == "__main__":

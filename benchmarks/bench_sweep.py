@@ -67,26 +67,39 @@ def bench_recipe(args) -> SweepRecipe:
         if args.eval_points:
             recipe["eval"]["points"] = args.eval_points
         return from_dict(SweepRecipe, {**recipe, **common})
-    return from_dict(SweepRecipe, {
-        **common, "budget": {},
-        "data": {"audio": args.audio, "crop_frames": 128, "batch_size": 32, "num_workers": 0, "eval_crop_frames": 400},
-        "grid": {
-            "models": {
-                "lstm": [{"width": 8, "depth": 1}, {"width": 24, "depth": 2}, {"width": 80, "depth": 2}],
-                "transformer": [{"width": 8, "depth": 1, "heads": 1}, {"width": 24, "depth": 2, "heads": 1},
-                                {"width": 64, "depth": 3, "heads": 2}],
+    return from_dict(
+        SweepRecipe,
+        {
+            **common,
+            "budget": {},
+            "data": {
+                "audio": args.audio,
+                "crop_frames": 128,
+                "batch_size": 32,
+                "num_workers": 0,
+                "eval_crop_frames": 400,
             },
-            "subsets": list(args.subsets),
-            "seeds": [0],
+            "grid": {
+                "models": {
+                    "lstm": [{"width": 8, "depth": 1}, {"width": 24, "depth": 2}, {"width": 80, "depth": 2}],
+                    "transformer": [
+                        {"width": 8, "depth": 1, "heads": 1},
+                        {"width": 24, "depth": 2, "heads": 1},
+                        {"width": 64, "depth": 3, "heads": 2},
+                    ],
+                },
+                "subsets": list(args.subsets),
+                "seeds": [0],
+            },
+            "optim": {"lr": 3e-3, "schedule": "wsd", "warmup": 0.05, "decay": 0.2},
+            "rules": [{"match": {"arch": "transformer", "min_params": 1e5}, "set": {"optim.lr": 1.5e-3}}],
+            "train_budget": {"frames": args.frames or 300_000},
+            "eval": {"points": args.eval_points or 20, "first": 0.02},
+            "trainer": {"accelerator": "cpu", "precision": "32-true", "log_every_n_steps": 50},
+            "resources": {"cpus": 1},
+            "pruning": {"policy": "frontier", "min_fraction": 0.25, "level": 0.8},
         },
-        "optim": {"lr": 3e-3, "schedule": "wsd", "warmup": 0.05, "decay": 0.2},
-        "rules": [{"match": {"arch": "transformer", "min_params": 1e5}, "set": {"optim.lr": 1.5e-3}}],
-        "train_budget": {"frames": args.frames or 300_000},
-        "eval": {"points": args.eval_points or 20, "first": 0.02},
-        "trainer": {"accelerator": "cpu", "precision": "32-true", "log_every_n_steps": 50},
-        "resources": {"cpus": 1},
-        "pruning": {"policy": "frontier", "min_fraction": 0.25, "level": 0.8},
-    })
+    )
 
 
 def wrong_stops(stopped: dict[str, float], truth_points, per_arch: bool) -> list[str]:
@@ -113,8 +126,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--audio", help="FSDD folder (default: $APCSCALE_AUDIO, the cache, ../shared/data/fsdd, download)")
     p.add_argument("--output", type=Path, help="where the three sweeps go (default: a temporary folder)")
-    p.add_argument("--grid", choices=["default", "small"], default="default",
-                   help="the default study's 40-run grid, or 12 runs (default: default)")
+    p.add_argument(
+        "--grid",
+        choices=["default", "small"],
+        default="default",
+        help="the default study's 40-run grid, or 12 runs (default: default)",
+    )
     p.add_argument("--subsets", nargs="+", default=["d1", "d7"], help="small grid: two or more FSDD subsets (d1 d7)")
     p.add_argument("--frames", type=int, default=None, help="training frames of every run (default 300k)")
     p.add_argument("--eval-points", type=int, default=None, help="dev evaluations per run (default 20, log-spaced)")
@@ -159,8 +176,10 @@ def main(argv=None) -> int:
         sweep_dir.mkdir(parents=True)
         import yaml
 
-        mode_recipe = from_dict(SweepRecipe, {**to_dict(recipe), "name": f"bench-{mode}",
-                                              "pruning": {**to_dict(recipe.pruning), "policy": mode}})
+        mode_recipe = from_dict(
+            SweepRecipe,
+            {**to_dict(recipe), "name": f"bench-{mode}", "pruning": {**to_dict(recipe.pruning), "policy": mode}},
+        )
         (sweep_dir / "recipe.yaml").write_text(yaml.safe_dump(to_dict(mode_recipe), sort_keys=False))
         plan.save(sweep_dir / "plan.json")
         console.print(f"\n[bold]{mode}[/]: running {len(plan.runs)} runs ...")
@@ -170,24 +189,48 @@ def main(argv=None) -> int:
         res = collect(sweep_dir, wall_seconds=wall, mode=mode)
         fr = res.frontier or {}
         runs = res.runs
-        stopped = {r: float(f) for r, f, s in zip(runs["run_id"], runs["flops"], runs["status"]) if s in ("pruned", "stopped")}
-        joint = {a: ({k: float(v) for k, v in j["fit"].params.items()},
-                     {k: [float(x) for x in v] for k, v in j["fit"].intervals.items()})
-                 for a, j in res.fits.get("joint", {}).items() if "fit" in j}
-        frontiers = {a: ({k: float(v) for k, v in f["fit"].params.items()},
-                         {k: [float(x) for x in v] for k, v in f["fit"].intervals.items()})
-                     for a, f in res.fits.get("frontier", {}).items() if f.get("fit") is not None}
-        rows[mode] = {"flops": float(runs["flops"].sum()), "wall": wall, "alpha": fr.get("alpha", math.nan),
-                      "joint": joint, "frontiers": frontiers,
-                      "L_inf": fr.get("L_inf", math.nan), "alpha_interval": fr.get("alpha_interval"),
-                      "stopped": stopped, "failed": int((runs["status"] == "failed").sum()),
-                      "fit_error": fr.get("error"),
-                      "by_arch": {a: (f.get("alpha", math.nan), f.get("L_inf", math.nan))
-                                  for a, f in res.fits["frontier"].items() if a != "all"}}
+        stopped = {
+            r: float(f) for r, f, s in zip(runs["run_id"], runs["flops"], runs["status"]) if s in ("pruned", "stopped")
+        }
+        joint = {
+            a: (
+                {k: float(v) for k, v in j["fit"].params.items()},
+                {k: [float(x) for x in v] for k, v in j["fit"].intervals.items()},
+            )
+            for a, j in res.fits.get("joint", {}).items()
+            if "fit" in j
+        }
+        frontiers = {
+            a: (
+                {k: float(v) for k, v in f["fit"].params.items()},
+                {k: [float(x) for x in v] for k, v in f["fit"].intervals.items()},
+            )
+            for a, f in res.fits.get("frontier", {}).items()
+            if f.get("fit") is not None
+        }
+        rows[mode] = {
+            "flops": float(runs["flops"].sum()),
+            "wall": wall,
+            "alpha": fr.get("alpha", math.nan),
+            "joint": joint,
+            "frontiers": frontiers,
+            "L_inf": fr.get("L_inf", math.nan),
+            "alpha_interval": fr.get("alpha_interval"),
+            "stopped": stopped,
+            "failed": int((runs["status"] == "failed").sum()),
+            "fit_error": fr.get("error"),
+            "by_arch": {
+                a: (f.get("alpha", math.nan), f.get("L_inf", math.nan))
+                for a, f in res.fits["frontier"].items()
+                if a != "all"
+            },
+        }
         if mode == "off":
             truth = load_tables(sweep_dir)[0]
-        console.print(f"  {mode}: {rows[mode]['flops']:.3g} FLOPs in {wall:.0f}s; alpha_C {rows[mode]['alpha']:.4f}, "
-                      f"L_inf {rows[mode]['L_inf']:.4f}; {len(stopped)} stopped")
+        console.print(
+            f"  {mode}: {rows[mode]['flops']:.3g} FLOPs in {wall:.0f}s; alpha_C {rows[mode]['alpha']:.4f}, "
+            f"L_inf {rows[mode]['L_inf']:.4f}; {len(stopped)} stopped"
+        )
 
     ray.shutdown()
     hindsight: dict[str, float] = {}
@@ -205,17 +248,37 @@ def main(argv=None) -> int:
         for name, cfg in replays.items():
             rp = replay_sweep(args.output / "bench-off", cfg)
             hindsight[name] = rp.hindsight
-            rows[name] = {"flops": rp.spent, "alpha": rp.frontier.get("alpha", math.nan),
-                          "L_inf": rp.frontier.get("L_inf", math.nan), "wall": math.nan,
-                          "stopped": {r: d["compute"] for r, d in rp.stops.items()},
-                          "by_arch": {a: (k.get("alpha", math.nan), k.get("L_inf", math.nan))
-                                      for a, (_, k) in rp.by_group.items()}}
+            rows[name] = {
+                "flops": rp.spent,
+                "alpha": rp.frontier.get("alpha", math.nan),
+                "L_inf": rp.frontier.get("L_inf", math.nan),
+                "wall": math.nan,
+                "stopped": {r: d["compute"] for r, d in rp.stops.items()},
+                "by_arch": {
+                    a: (k.get("alpha", math.nan), k.get("L_inf", math.nan)) for a, (_, k) in rp.by_group.items()
+                },
+            }
 
     base = rows.get("off")
-    table = Table(title="bench_sweep: compute spent and fitted frontier, against no pruning (same invocation)",
-                  title_justify="left", header_style="bold")
-    for col in ("mode", "FLOPs", "x off", "wall", "x off", "alpha_C", "d alpha", "L_inf", "d L_inf", "stopped",
-                "wrong stops", "targets"):
+    table = Table(
+        title="bench_sweep: compute spent and fitted frontier, against no pruning (same invocation)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for col in (
+        "mode",
+        "FLOPs",
+        "x off",
+        "wall",
+        "x off",
+        "alpha_C",
+        "d alpha",
+        "L_inf",
+        "d L_inf",
+        "stopped",
+        "wrong stops",
+        "targets",
+    ):
         table.add_column(col, justify="left" if col in ("mode", "targets") else "right")
     verdict = {}
     for mode, r in rows.items():
@@ -228,19 +291,43 @@ def main(argv=None) -> int:
         per_arch = recipe.pruning.envelope == "arch"
         wrong = wrong_stops(r["stopped"], truth, per_arch) if truth is not None and mode != "off" else []
         ok = (c_ratio <= TARGET_COMPUTE, abs(da) <= TARGET_ALPHA, abs(dl) <= TARGET_LINF)
-        verdict[mode] = {"compute_ratio": c_ratio, "wall_ratio": w_ratio, "alpha_change": da, "L_inf_change": dl,
-                         "meets": ok, "wrong_stops": wrong}
-        marks = "" if mode == "off" else " ".join(
-            f"{name} {'ok' if good else 'MISSED'}" for name, good in zip(("compute", "alpha", "L_inf"), ok))
-        table.add_row(mode, f"{r['flops']:.3g}", f"{c_ratio:.2f}", f"{r['wall']:.0f}s" if math.isfinite(r["wall"]) else "-",
-                      f"{w_ratio:.2f}" if math.isfinite(w_ratio) else "-", f"{r['alpha']:.4f}", f"{da:+.1%}",
-                      f"{r['L_inf']:.4f}", f"{dl:+.2%}", str(len(r["stopped"])), str(len(wrong)) if mode != "off" else "-",
-                      marks)
+        verdict[mode] = {
+            "compute_ratio": c_ratio,
+            "wall_ratio": w_ratio,
+            "alpha_change": da,
+            "L_inf_change": dl,
+            "meets": ok,
+            "wrong_stops": wrong,
+        }
+        marks = (
+            ""
+            if mode == "off"
+            else " ".join(
+                f"{name} {'ok' if good else 'MISSED'}" for name, good in zip(("compute", "alpha", "L_inf"), ok)
+            )
+        )
+        table.add_row(
+            mode,
+            f"{r['flops']:.3g}",
+            f"{c_ratio:.2f}",
+            f"{r['wall']:.0f}s" if math.isfinite(r["wall"]) else "-",
+            f"{w_ratio:.2f}" if math.isfinite(w_ratio) else "-",
+            f"{r['alpha']:.4f}",
+            f"{da:+.1%}",
+            f"{r['L_inf']:.4f}",
+            f"{dl:+.2%}",
+            str(len(r["stopped"])),
+            str(len(wrong)) if mode != "off" else "-",
+            marks,
+        )
     console.print()
     console.print(table)
     if base is not None and base.get("by_arch"):
-        per = Table(title="the frontier of each architecture (the study compares them): change against no pruning",
-                    title_justify="left", header_style="bold")
+        per = Table(
+            title="the frontier of each architecture (the study compares them): change against no pruning",
+            title_justify="left",
+            header_style="bold",
+        )
         per.add_column("mode")
         for arch in base["by_arch"]:
             per.add_column(f"{arch} alpha_C", justify="right")
@@ -249,14 +336,20 @@ def main(argv=None) -> int:
             cells = [mode]
             for arch, (a0, l0) in base["by_arch"].items():
                 a, l = r.get("by_arch", {}).get(arch, (math.nan, math.nan))
-                cells += [f"{a:.4f} ({(a - a0) / a0:+.1%})" if math.isfinite(a) else "not fitted",
-                          f"{l:.4f} ({(l - l0) / l0:+.1%})" if math.isfinite(l) and l0 else "not fitted"]
+                cells += [
+                    f"{a:.4f} ({(a - a0) / a0:+.1%})" if math.isfinite(a) else "not fitted",
+                    f"{l:.4f} ({(l - l0) / l0:+.1%})" if math.isfinite(l) and l0 else "not fitted",
+                ]
                 verdict.setdefault(mode, {}).setdefault("by_arch", {})[arch] = {"alpha": a, "L_inf": l}
             per.add_row(*cells)
         console.print(per)
     if base is not None and base.get("joint") is not None:
-        inside = Table(title="laws of each pruned sweep against the no-pruning sweep's 90% intervals "
-                             "(issue 11's target: every parameter inside)", title_justify="left", header_style="bold")
+        inside = Table(
+            title="laws of each pruned sweep against the no-pruning sweep's 90% intervals "
+            "(issue 11's target: every parameter inside)",
+            title_justify="left",
+            header_style="bold",
+        )
         for col in ("mode", "law", "parameters inside the no-pruning intervals", "outside"):
             inside.add_column(col)
         for mode, r in rows.items():
@@ -269,42 +362,66 @@ def main(argv=None) -> int:
                         inside.add_row(mode, f"{kind} {arch}", "not fitted", "-")
                         verdict.setdefault(mode, {}).setdefault("laws_inside", {})[f"{kind} {arch}"] = False
                         continue
-                    out = [f"{k} {v:.4g} not in [{ref_iv[k][0]:.4g}, {ref_iv[k][1]:.4g}]" for k, v in got[0].items()
-                           if k in ref_iv and not (ref_iv[k][0] <= v <= ref_iv[k][1])]
-                    inside.add_row(mode, f"{kind} {arch}", f"{len(got[0]) - len(out)} of {len(got[0])}",
-                                   "; ".join(out) or "-")
+                    out = [
+                        f"{k} {v:.4g} not in [{ref_iv[k][0]:.4g}, {ref_iv[k][1]:.4g}]"
+                        for k, v in got[0].items()
+                        if k in ref_iv and not (ref_iv[k][0] <= v <= ref_iv[k][1])
+                    ]
+                    inside.add_row(
+                        mode, f"{kind} {arch}", f"{len(got[0]) - len(out)} of {len(got[0])}", "; ".join(out) or "-"
+                    )
                     verdict.setdefault(mode, {}).setdefault("laws_inside", {})[f"{kind} {arch}"] = not out
         console.print(inside)
-    console.print(f"targets: frontier pruning <= {TARGET_COMPUTE:.0%} of the no-pruning compute, |d alpha_C| <= "
-                  f"{TARGET_ALPHA:.0%}, |d L_inf| <= {TARGET_LINF:.0%}; ASHA worse on that trade")
+    console.print(
+        f"targets: frontier pruning <= {TARGET_COMPUTE:.0%} of the no-pruning compute, |d alpha_C| <= "
+        f"{TARGET_ALPHA:.0%}, |d L_inf| <= {TARGET_LINF:.0%}; ASHA worse on that trade"
+    )
     for name, h in hindsight.items():
-        console.print(f"{name}: a policy with hindsight of every final curve (same minimum fractions, same envelope, "
-                      f"each run stopped once it never again reaches the envelope) "
-                      f"would spend {h:.0%} of the no-pruning compute")
+        console.print(
+            f"{name}: a policy with hindsight of every final curve (same minimum fractions, same envelope, "
+            f"each run stopped once it never again reaches the envelope) "
+            f"would spend {h:.0%} of the no-pruning compute"
+        )
     if "frontier" in verdict and "asha" in verdict:
         f, a = verdict["frontier"], verdict["asha"]
         fit_ok = lambda v: v["meets"][1] and v["meets"][2]  # noqa: E731
         console.print(
             f"frontier pruning: {f['compute_ratio']:.0%} of the no-pruning compute, frontier fit "
             f"{'within' if fit_ok(f) else 'OUTSIDE'} the tolerances, {len(f['wrong_stops'])} wrong stops; "
-            f"compute target {'met' if f['meets'][0] else 'MISSED'}")
+            f"compute target {'met' if f['meets'][0] else 'MISSED'}"
+        )
         console.print(
             f"ASHA: {a['compute_ratio']:.0%} of the compute, frontier fit {'within' if fit_ok(a) else 'OUTSIDE'} "
             f"the tolerances (alpha_C {a['alpha_change']:+.0%}, L_inf {a['L_inf_change']:+.0%}), "
-            f"{len(a['wrong_stops'])} wrong stops")
+            f"{len(a['wrong_stops'])} wrong stops"
+        )
         if fit_ok(f) and not fit_ok(a):
             trade = "ASHA is worse on the trade: it saves more compute but the frontier it leaves is not the frontier"
         elif fit_ok(f) and fit_ok(a):
-            trade = f"both keep the fit; ASHA {'spends less' if a['compute_ratio'] < f['compute_ratio'] else 'spends more'}"
+            trade = (
+                f"both keep the fit; ASHA {'spends less' if a['compute_ratio'] < f['compute_ratio'] else 'spends more'}"
+            )
         elif not fit_ok(f) and fit_ok(a):
             trade = "ASHA is better on the trade here"
         else:
             trade = "neither keeps the frontier fit within the tolerances"
         console.print(trade)
     out = args.output / "bench_sweep.json"
-    out.write_text(json.dumps({"rows": rows, "verdict": verdict, "hindsight": hindsight, "plan_runs": len(plan.runs),
-                               "grid": args.grid, "subsets": [str(x) for x in recipe.grid.subsets],
-                               "frames": recipe.train_budget.frames}, indent=1, default=str))
+    out.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "verdict": verdict,
+                "hindsight": hindsight,
+                "plan_runs": len(plan.runs),
+                "grid": args.grid,
+                "subsets": [str(x) for x in recipe.grid.subsets],
+                "frames": recipe.train_budget.frames,
+            },
+            indent=1,
+            default=str,
+        )
+    )
     console.print(f"figures in {out}; sweeps in {args.output}")
     return 0
 

@@ -139,8 +139,9 @@ def steady(timings: list[Timing]) -> float:
     whole window, which is synchronised at both ends."""
     frames = sum(timings[0].frames[SKIP:])
     if not timings[0].gpu:
-        return frames / sum(statistics.median(t.intervals[i] for t in timings)
-                            for i in range(SKIP, timings[0].n_batches))
+        return frames / sum(
+            statistics.median(t.intervals[i] for t in timings) for i in range(SKIP, timings[0].n_batches)
+        )
     return statistics.median(frames / (t.last_end - t.starts[SKIP]) for t in timings)
 
 
@@ -160,8 +161,12 @@ def plain_loop(module: APCModule, batches: list[dict], device: str, precision: s
     cfg = module.optim_cfg
     decay = [p for p in net.parameters() if p.ndim >= 2]
     no_decay = [p for p in net.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.eps)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=cfg.adam_betas,
+        eps=cfg.eps,
+    )
     total = sum(b["n_frames"] for b in batches)
     frames = 0
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: lr_factor(frames / total, cfg))
@@ -189,7 +194,12 @@ def plain_loop(module: APCModule, batches: list[dict], device: str, precision: s
 
 
 PEAK_TFLOPS = {  # dense bf16 tensor-core peaks from the vendors' datasheets (no sparsity)
-    "H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0,
+    "H100": 989.0,
+    "H200": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+    "L4": 121.0,
 }
 
 
@@ -209,9 +219,16 @@ def lightning_loop(module: APCModule, batches: list[dict], device: str, precisio
     timing = Timing(device, len(batches))
     trainer = L.Trainer(
         callbacks=[TimingCallback(timing)],
-        accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, precision=precision,
-        max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, gradient_clip_val=module.optim_cfg.grad_clip,
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=1,
+        precision=precision,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        gradient_clip_val=module.optim_cfg.grad_clip,
         limit_val_batches=1,
     )
     val = Listed(batches[:1])
@@ -237,7 +254,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--batches", type=int, default=40)
-    ap.add_argument("--batchings", nargs="+", choices=["random", "bucket", "pack"], default=["random", "bucket", "pack"])
+    ap.add_argument(
+        "--batchings", nargs="+", choices=["random", "bucket", "pack"], default=["random", "bucket", "pack"]
+    )
     ap.add_argument("--batch-size", type=int, default=32, help="crops per batch of the random batching")
     ap.add_argument("--batch-frames", type=int, default=1400, help="frames per batch (rows x steps) of bucket and pack")
     ap.add_argument("--crop", type=int, default=128)
@@ -245,8 +264,12 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the context network (GPU)")
-    ap.add_argument("--peak-tflops", type=float, default=None,
-                    help="device peak for model FLOPs utilisation (default: known GPUs' bf16 dense peak)")
+    ap.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="device peak for model FLOPs utilisation (default: known GPUs' bf16 dense peak)",
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     import logging
@@ -260,32 +283,47 @@ def main() -> None:
             from apcscale.data import ensure_prepared
 
             manifest = ensure_prepared(Path(args.audio), Path(tmp) / "prepared", progress=False)
-        streams = {"random": {"batching": "random", "batch_size": args.batch_size},
-                   "bucket": {"batching": "bucket", "batch_frames": args.batch_frames},
-                   "pack": {"batching": "pack", "batch_frames": args.batch_frames}}
+        streams = {
+            "random": {"batching": "random", "batch_size": args.batch_size},
+            "bucket": {"batching": "bucket", "batch_frames": args.batch_frames},
+            "pack": {"batching": "pack", "batch_frames": args.batch_frames},
+        }
         data = {name: collect_batches(manifest, args.batches, args.crop, **streams[name]) for name in args.batchings}
     feature_dim = next(iter(data.values()))[0]["feats"].shape[-1]
-    print(f"real FSDD batches, crops <= {args.crop} frames, {args.batches} per batching: random = {args.batch_size} "
-          f"crops in stream order, padded; bucket / pack = {args.batch_frames:,} frames (rows x steps) per batch")
+    print(
+        f"real FSDD batches, crops <= {args.crop} frames, {args.batches} per batching: random = {args.batch_size} "
+        f"crops in stream order, padded; bucket / pack = {args.batch_frames:,} frames (rows x steps) per batch"
+    )
     for name, batches in data.items():
         frames = sum(b["n_frames"] for b in batches)
-        print(f"  {name:7s} {frames:,} counted frames ({frames / len(batches):,.0f} per batch), "
-              f"executed / counted {executed(batches):.3f}")
+        print(
+            f"  {name:7s} {frames:,} counted frames ({frames / len(batches):,.0f} per batch), "
+            f"executed / counted {executed(batches):.3f}"
+        )
     print(f"device {args.device}, precision {precision}, torch threads {torch.get_num_threads()}")
     peak = device_peak_tflops(args.device, args.peak_tflops)
     if args.device.startswith("cuda"):
         print(f"device: {torch.cuda.get_device_name()}, peak {peak} TFLOP/s (bf16 dense)")
-    print(f"counted frames/s; steady state: from batch {SKIP + 1} to the last; end to end: the whole fit() call, "
-          "Trainer set-up and the closing dev evaluation included")
-    print(f"{'model':20s} {'batching':8s} {'exec/count':>10s} {'plain fr/s':>11s} {'Lightning fr/s':>15s} "
-          f"{'ratio':>6s} {'vs random':>9s}   {'end to end: plain':>17s} {'Lightning':>10s} {'ratio':>6s} "
-          f"{'TFLOP/s':>8s} {'MFU':>6s}")
+    print(
+        f"counted frames/s; steady state: from batch {SKIP + 1} to the last; end to end: the whole fit() call, "
+        "Trainer set-up and the closing dev evaluation included"
+    )
+    print(
+        f"{'model':20s} {'batching':8s} {'exec/count':>10s} {'plain fr/s':>11s} {'Lightning fr/s':>15s} "
+        f"{'ratio':>6s} {'vs random':>9s}   {'end to end: plain':>17s} {'Lightning':>10s} {'ratio':>6s} "
+        f"{'TFLOP/s':>8s} {'MFU':>6s}"
+    )
     archs = ["lstm", "transformer"] if args.arch == "both" else [args.arch]
     for arch in archs:
         cfg = ModelConfig(arch=arch, width=args.width, depth=args.depth)
         torch.manual_seed(0)
-        proto = APCModule(feature_dim, cfg, OptimConfig(lr=1e-3), clock={"unit": "frames", "total": 1, "points": [1]},
-                          compile=args.compile)
+        proto = APCModule(
+            feature_dim,
+            cfg,
+            OptimConfig(lr=1e-3),
+            clock={"unit": "frames", "total": 1, "points": [1]},
+            compile=args.compile,
+        )
         if args.compile:
             proto.configure_model()
         timings: dict[str, tuple[list[Timing], list[Timing]]] = {name: ([], []) for name in data}
@@ -305,8 +343,10 @@ def main() -> None:
             tflops = lt * flops_per_frame / 1e12
             mfu = f"{tflops / peak:6.1%}" if peak else "   n/a"
             versus = f"{lt / baseline:9.2f}" if baseline else "      n/a"
-            print(f"{cfg.label:20s} {name:8s} {executed(batches):10.3f} {p:11,.0f} {lt:15,.0f} {lt / p:6.3f} {versus}   "
-                  f"{pe:17,.0f} {le:10,.0f} {le / pe:6.3f} {tflops:8.3f} {mfu}")
+            print(
+                f"{cfg.label:20s} {name:8s} {executed(batches):10.3f} {p:11,.0f} {lt:15,.0f} {lt / p:6.3f} {versus}   "
+                f"{pe:17,.0f} {le:10,.0f} {le / pe:6.3f} {tflops:8.3f} {mfu}"
+            )
 
 
 if __name__ == "__main__":

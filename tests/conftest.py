@@ -18,9 +18,12 @@ def fsdd_dir() -> Path:
     if not path.is_absolute():
         path = ROOT / path
     if not (path / "recordings").is_dir() or not any((path / "recordings").glob("*.wav")):
-        pytest.fail(f"the test speech is missing: no {path}/recordings/*.wav. Point APCSCALE_TEST_AUDIO at a copy of "
-                    "the Free Spoken Digit Dataset (https://github.com/Jakobovski/free-spoken-digit-dataset, "
-                    "commit 26eb9aa) or place it at ../shared/data/fsdd", pytrace=False)
+        pytest.fail(
+            f"the test speech is missing: no {path}/recordings/*.wav. Point APCSCALE_TEST_AUDIO at a copy of "
+            "the Free Spoken Digit Dataset (https://github.com/Jakobovski/free-spoken-digit-dataset, "
+            "commit 26eb9aa) or place it at ../shared/data/fsdd",
+            pytrace=False,
+        )
     return path.resolve()
 
 
@@ -77,8 +80,14 @@ def diverged_sweep(prepared_fsdd: Path, tmp_path_factory) -> tuple[Path, str]:
     recipe.write_text(DIVERGED_SWEEP.format(manifest=prepared_fsdd))
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-m", "apcscale.recipes.sweep", str(recipe), "--output", str(tmp / "out"),
-                           "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "apcscale.recipes.sweep", str(recipe), "--output", str(tmp / "out"), "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout
     return tmp / "out" / "nan", proc.stdout

@@ -56,7 +56,7 @@ def test_dev_baselines_score_the_dev_positions_of_the_loss(prepared_fsdd):
     for batch in dm.val_dataloader():
         f, n = batch["feats"].numpy().astype(np.float64), batch["lengths"].numpy()
         for b in range(len(n)):
-            d = np.abs(f[b, 3:n[b]] - f[b, : n[b] - 3])
+            d = np.abs(f[b, 3 : n[b]] - f[b, : n[b] - 3])
             total += d.sum()
             terms += d.size
     assert out["copy_last_frame"] == pytest.approx(total / terms, rel=1e-6)

@@ -95,8 +95,11 @@ def test_recipes_cp_copies_and_never_overwrites_unasked(tmp_path, capsys):
 
 
 def test_unknown_recipe_names_the_known_ones():
-    with pytest.raises(RecipeError, match=r"sweep_defualt: no such recipe file or name \(the sweep_\* recipes: "
-                                          r"sweep_default, sweep_librispeech_gpu"):
+    with pytest.raises(
+        RecipeError,
+        match=r"sweep_defualt: no such recipe file or name \(the sweep_\* recipes: "
+        r"sweep_default, sweep_librispeech_gpu",
+    ):
         find_recipe("sweep_defualt", prefix="sweep_")
 
 

@@ -77,7 +77,9 @@ def test_sweep_command_refusals(tmp_path, capsys):
     (tmp_path / "out" / "x").mkdir(parents=True)
     (tmp_path / "out" / "x" / "plan.json").write_text("{}")
     assert sweep_main([str(path), "--output", str(tmp_path / "out"), "--no-progress"]) == 2
-    assert "already holds a sweep; --resume continues it, --overwrite replaces it" in one_line_error(capsys.readouterr().out)
+    assert "already holds a sweep; --resume continues it, --overwrite replaces it" in one_line_error(
+        capsys.readouterr().out
+    )
     assert sweep_main(["--report", str(tmp_path)]) == 2
     assert "is not a sweep directory (no plan.json)" in one_line_error(capsys.readouterr().out)
     assert sweep_main([str(path), "--manifest", str(tmp_path / "missing.json"), "--output", str(tmp_path / "o2")]) == 2
@@ -114,8 +116,14 @@ output_dir: {out}
 
 def train_cli(*args) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "apcscale.recipes.train", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "apcscale.recipes.train", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_train_command_errors_are_one_line(tmp_path, prepared_fsdd):
@@ -130,8 +138,11 @@ def test_train_command_errors_are_one_line(tmp_path, prepared_fsdd):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: bad shard(s): {shard}: 50000 bytes, the manifest says")
-    assert last.endswith("the run is recorded interrupted in " + str(tmp_path / "runs" / "t" / "summary.json")
-                         + ": re-prepare the data, then --resume continues it from its last checkpoint")
+    assert last.endswith(
+        "the run is recorded interrupted in "
+        + str(tmp_path / "runs" / "t" / "summary.json")
+        + ": re-prepare the data, then --resume continues it from its last checkpoint"
+    )
 
     path.write_text(TRAIN.format(manifest=prepared_fsdd, lr=1e6, out=tmp_path / "runs2"))
     done = train_cli(path, "--no-progress")

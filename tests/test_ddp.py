@@ -27,16 +27,19 @@ def global_batches(fsdd_dir: Path) -> list[dict]:
     feats = []
     for path in sorted((fsdd_dir / "recordings").glob("*.wav")):
         audio, rate = sf.read(path, dtype="float32")
-        fb = torchaudio.compliance.kaldi.fbank(torch.from_numpy(audio)[None] * 32768, num_mel_bins=MELS,
-                                               sample_frequency=rate, dither=0.0)
+        fb = torchaudio.compliance.kaldi.fbank(
+            torch.from_numpy(audio)[None] * 32768, num_mel_bins=MELS, sample_frequency=rate, dither=0.0
+        )
         if fb.shape[0] >= CROP:
             feats.append(fb[:CROP])
         if len(feats) == STEPS * GLOBAL_BATCH:
             break
     x = torch.stack(feats)
     x = (x - x.mean((0, 1))) / x.std((0, 1))
-    return [{"feats": x[i * GLOBAL_BATCH:(i + 1) * GLOBAL_BATCH], "lengths": torch.full((GLOBAL_BATCH,), CROP)}
-            for i in range(STEPS)]
+    return [
+        {"feats": x[i * GLOBAL_BATCH : (i + 1) * GLOBAL_BATCH], "lengths": torch.full((GLOBAL_BATCH,), CROP)}
+        for i in range(STEPS)
+    ]
 
 
 def shard(batch: dict, rank: int, world: int) -> dict:
@@ -73,23 +76,40 @@ def train(batches: list[dict], rank: int, world: int, trainer_kwargs: dict, hook
     mine = [shard(b, rank, world) for b in batches]
     total = sum(int(b["lengths"].sum()) for b in batches)
     torch.manual_seed(0)
-    module = APCModule(MELS, MODEL, {"lr": 1e-2, "warmup": 0.2, "grad_clip": 0.5},
-                       clock={"unit": "frames", "total": total, "points": [total]})
+    module = APCModule(
+        MELS,
+        MODEL,
+        {"lr": 1e-2, "warmup": 0.2, "grad_clip": 0.5},
+        clock={"unit": "frames", "total": total, "points": [total]},
+    )
     losses = []
 
     class Record(L.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             losses.append(float(outputs["loss"]))
 
-    trainer = L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, gradient_clip_val=0.5,
-                        callbacks=[Record()], **trainer_kwargs)
+    trainer = L.Trainer(
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        gradient_clip_val=0.5,
+        callbacks=[Record()],
+        **trainer_kwargs,
+    )
     if hook is not None:
         trainer = hook(trainer)
     trainer.fit(module, train_dataloaders=EvalIntervals(Batches(mine), module), val_dataloaders=Listed(mine[:1]))
     params = {k: v.detach().cpu().numpy().tolist() for k, v in module.net.state_dict().items()}
-    return {"losses": losses, "frames": module.frames_seen, "flops": module.flops_seen,
-            "steps": trainer.global_step, "params": params}
+    return {
+        "losses": losses,
+        "frames": module.frames_seen,
+        "flops": module.flops_seen,
+        "steps": trainer.global_step,
+        "params": params,
+    }
 
 
 def ddp_worker(config):

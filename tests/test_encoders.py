@@ -26,23 +26,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_recipe(manifest: Path, arch: str) -> TrainRecipe:
-    return from_dict(TrainRecipe, {
-        "name": f"enc-{arch}",
-        "data": {"manifest": str(manifest), "crop_frames": 64, "batch_size": 16, "num_workers": 0},
-        "model": {"arch": arch, "width": 16, "depth": 2, **({"heads": 2} if arch == "transformer" else {})},
-        "optim": {"lr": 3e-3, "warmup": 0.05},
-        "budget": {"frames": 25_000},
-        "eval": {"points": 3},
-        "trainer": {"accelerator": "cpu", "log_every_n_steps": 5},
-    })
+    return from_dict(
+        TrainRecipe,
+        {
+            "name": f"enc-{arch}",
+            "data": {"manifest": str(manifest), "crop_frames": 64, "batch_size": 16, "num_workers": 0},
+            "model": {"arch": arch, "width": 16, "depth": 2, **({"heads": 2} if arch == "transformer" else {})},
+            "optim": {"lr": 3e-3, "warmup": 0.05},
+            "budget": {"frames": 25_000},
+            "eval": {"points": 3},
+            "trainer": {"accelerator": "cpu", "log_every_n_steps": 5},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(prepared_fsdd, tmp_path_factory) -> dict[str, Path]:
     """An LSTM and a Transformer (width 16, depth 2) trained for a few seconds on FSDD: their run directories."""
     root = tmp_path_factory.mktemp("encoder_runs")
-    return {arch: run_training(tiny_recipe(prepared_fsdd, arch), run_dir=root / arch, progress=False).run_dir
-            for arch in ("lstm", "transformer")}
+    return {
+        arch: run_training(tiny_recipe(prepared_fsdd, arch), run_dir=root / arch, progress=False).run_dir
+        for arch in ("lstm", "transformer")
+    }
 
 
 LOAD_WITHOUT_LIGHTNING = textwrap.dedent("""
@@ -104,14 +109,29 @@ def test_export_round_trip_gives_the_runs_own_features_without_lightning(trained
     batch = collate(items, *_normaliser(m.mean, m.std))
     lengths = batch["lengths"]
     with torch.no_grad():
-        own = {layer: torch.cat([h[: int(n)] for h, n in zip(module.net.encode(batch["feats"], lengths, layer=layer),
-                                                                    lengths)]).numpy() for layer in (0, 1, -1)}
+        own = {
+            layer: torch.cat(
+                [h[: int(n)] for h, n in zip(module.net.encode(batch["feats"], lengths, layer=layer), lengths)]
+            ).numpy()
+            for layer in (0, 1, -1)
+        }
 
     # the export, in a fresh interpreter where Lightning (and Ray) cannot be imported
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_LIGHTNING, str(tmp_path / "export"),
-                           str(tmp_path / "out.npz"), json.dumps(paths)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOAD_WITHOUT_LIGHTNING,
+            str(tmp_path / "export"),
+            str(tmp_path / "out.npz"),
+            json.dumps(paths),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     got = np.load(tmp_path / "out.npz", allow_pickle=True)
     assert list(got["loaded"]) == []
@@ -119,18 +139,20 @@ def test_export_round_trip_gives_the_runs_own_features_without_lightning(trained
     assert np.array_equal(got["mel"], stored)  # the export's fbank is preparation's, to the bit
     for layer in (0, 1, -1):
         assert got[f"h{layer}"].shape == own[layer].shape == (int(lengths.sum()), 16)
-        assert np.array_equal(got[f"h{layer}"], own[layer]), f"layer {layer}: max diff " \
-            f"{np.abs(got[f'h{layer}'] - own[layer]).max()}"
+        assert np.array_equal(got[f"h{layer}"], own[layer]), (
+            f"layer {layer}: max diff {np.abs(got[f'h{layer}'] - own[layer]).max()}"
+        )
     assert np.abs(own[-1]).max() > 0
 
 
 def test_the_s3prl_style_wrapper_returns_every_layer(trained, tmp_path, fsdd_dir):
     """The wrapper of docs/encoders.md (apcscale.downstream.upstream, the package's module): hidden states of
     every layer, (B, T, width), for a list of 16 kHz waveforms of different lengths."""
+    import torchaudio.functional as AF
+
     from apcscale.data.audio import read_audio
     from apcscale.downstream.upstream import APCUpstream
     from apcscale.models.export import export_run, load_encoder
-    import torchaudio.functional as AF
 
     export_run(trained["transformer"], tmp_path / "export")
     up = APCUpstream(tmp_path / "export")  # s3prl gives 16 kHz; this export was trained at 8 kHz
@@ -150,7 +172,7 @@ def test_the_s3prl_style_wrapper_returns_every_layer(trained, tmp_path, fsdd_dir
     for i, w in enumerate(waves):  # each row is that utterance alone, zeros after its end
         alone = enc.encode(w, layer=1, sample_rate=16000)
         assert torch.allclose(hidden[1][i, : frames[i]], alone, atol=1e-5)
-        assert not hidden[1][i, frames[i]:].any()
+        assert not hidden[1][i, frames[i] :].any()
 
 
 def test_features_command_writes_one_npy_per_utterance(trained, tmp_path, fsdd_slice):
@@ -160,8 +182,14 @@ def test_features_command_writes_one_npy_per_utterance(trained, tmp_path, fsdd_s
     out = tmp_path / "feats"
     assert cli(["features", str(fsdd_slice), str(out), "--model", str(tmp_path / "export"), "--layer", "1"]) == 0
     rows = list(csv.DictReader((out / "index.csv").open()))
-    assert len(rows) == 300 and {r["speaker"] for r in rows} == {"george", "jackson", "lucas", "nicolas", "theo",
-                                                                    "yweweler"}
+    assert len(rows) == 300 and {r["speaker"] for r in rows} == {
+        "george",
+        "jackson",
+        "lucas",
+        "nicolas",
+        "theo",
+        "yweweler",
+    }
     info = json.loads((out / "features.json").read_text())
     assert info["layer"] == 1 and info["utterances"] == 300 and info["encoder"]["provenance"]["run_id"] == "enc-lstm"
     enc = load_encoder(tmp_path / "export")
@@ -176,8 +204,22 @@ def test_features_command_writes_one_npy_per_utterance(trained, tmp_path, fsdd_s
 
 def test_a_probe_of_a_tiny_export_beats_the_majority_on_fsdd_digits(trained, tmp_path, fsdd_slice, capsys):
     assert cli(["export", str(trained["lstm"]), str(tmp_path / "export")]) == 0
-    assert cli(["probe", "--model", str(tmp_path / "export"), "--audio", str(fsdd_slice), "--task", "digit,speaker",
-                "--out", str(tmp_path / "probe")]) == 0
+    assert (
+        cli(
+            [
+                "probe",
+                "--model",
+                str(tmp_path / "export"),
+                "--audio",
+                str(fsdd_slice),
+                "--task",
+                "digit,speaker",
+                "--out",
+                str(tmp_path / "probe"),
+            ]
+        )
+        == 0
+    )
     table = {(r["task"], r["model"]): r for r in csv.DictReader((tmp_path / "probe" / "probe.csv").open())}
     digit, mel = table[("digit", "enc-lstm")], table[("digit", "log-mel")]
     # digits balanced within every speaker: the majority class is right on exactly one utterance in ten
@@ -239,6 +281,8 @@ def test_one_line_errors_name_the_culprit(trained, tmp_path, fsdd_slice, capsys)
     assert "no results/runs.csv" in one_line_error(capsys.readouterr().err)
     assert cli(["features", str(fsdd_slice), str(tmp_path / "f"), "--model", str(bare)]) == 2
     assert f"{bare}: not an encoder export" in one_line_error(capsys.readouterr().err)
-    assert cli(["features", str(fsdd_slice), str(tmp_path / "f"), "--model", str(tmp_path / "export"),
-                "--layer", "3"]) == 2
+    assert (
+        cli(["features", str(fsdd_slice), str(tmp_path / "f"), "--model", str(tmp_path / "export"), "--layer", "3"])
+        == 2
+    )
     assert "layer 3 is out of range for this 2-layer lstm" in one_line_error(capsys.readouterr().err)

@@ -42,7 +42,15 @@ def _tick_labels(ax, which: str = "x") -> list[str]:
 # the style
 # --------------------------------------------------------------------------------------
 def test_si_labels_and_log_axes_without_scientific_notation():
-    assert [style.si(v) for v in (1e3, 1e4, 2.5e6, 1e9, 3e15, 0.3, 12)] == ["1k", "10k", "2.5M", "1G", "3P", "0.3", "12"]
+    assert [style.si(v) for v in (1e3, 1e4, 2.5e6, 1e9, 3e15, 0.3, 12)] == [
+        "1k",
+        "10k",
+        "2.5M",
+        "1G",
+        "3P",
+        "0.3",
+        "12",
+    ]
     fig, (ax,) = style.figure()
     ax.plot([2.0, 5.0], [2.0, 5.0])
     style.log_axis(ax, "y", "plain")
@@ -57,7 +65,9 @@ def test_si_labels_and_log_axes_without_scientific_notation():
     assert not any("times" in t or "^" in t or "e+" in t for t in xl + yl), xl + yl
     assert yl[0] in ("100M", "1G") and yl[-1] in ("100G", "1T")
     assert style.axis_label("D", "train_tokens") == "training data D (tokens)"
-    assert style.axis_label("N") == "model size N (parameters)" and style.axis_label("C") == "training compute C (FLOPs)"
+    assert (
+        style.axis_label("N") == "model size N (parameters)" and style.axis_label("C") == "training compute C (FLOPs)"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -205,7 +215,7 @@ def test_isoflop_slices_interpolate_each_curve_and_mark_the_minimum(sweep_tables
     # the parabola's vertex (Chinchilla's Approach 2) when it lies inside the sizes
     N = np.array([1e3, 1e4, 1e5])
     n_opt, l_opt, how = F.isoflop_minimum(N, 0.4 + 0.02 * (np.log10(N) - 4.3) ** 2)
-    assert how == "parabola" and n_opt == pytest.approx(10 ** 4.3, rel=1e-6) and l_opt == pytest.approx(0.4)
+    assert how == "parabola" and n_opt == pytest.approx(10**4.3, rel=1e-6) and l_opt == pytest.approx(0.4)
     assert F.isoflop_minimum(N, np.array([0.5, 0.45, 0.4]))[2] == "lowest"
 
 
@@ -216,11 +226,14 @@ def test_law_figure_draws_each_kind_of_point_and_only_what_is_drawn(sweep_tables
     fig = F.law_figure(sel, fits, "s")
     labels = _legend(fig)
     assert "at its budget (fixed budget, no stopping rule)" in labels
-    assert not any(t.startswith(("censored", "extrapolated to", "not converged", "stopped", "not in the fit",
-                                 "converged")) for t in labels)
+    assert not any(
+        t.startswith(("censored", "extrapolated to", "not converged", "stopped", "not in the fit", "converged"))
+        for t in labels
+    )
     assert sum(len(ln.get_xdata()) for ln in _lines(fig, "point:")) == len(sel)
-    assert not any(len(ax.collections) and any(type(c).__name__ == "LineCollection" for c in ax.collections)
-                   for ax in fig.axes)  # exact points (lo == hi): no error bars
+    assert not any(
+        len(ax.collections) and any(type(c).__name__ == "LineCollection" for c in ax.collections) for ax in fig.axes
+    )  # exact points (lo == hi): no error bars
     # one point of each kind, two of them left out of the fit, an interval from an extrapolation
     sel.loc[0, ["kind", "lo", "hi", "in_fit"]] = ["censored", 0.0, sel.loc[0, "loss"], False]
     sel.loc[1, ["kind", "lo"]] = ["not converged", sel.loc[1, "loss"] * 0.95]
@@ -228,9 +241,13 @@ def test_law_figure_draws_each_kind_of_point_and_only_what_is_drawn(sweep_tables
     sel.loc[3, ["kind", "in_fit"]] = ["converged", False]
     fig = F.law_figure(sel, fits, "s", baselines={"copy last frame": 0.35})
     labels = _legend(fig)
-    for text in ("censored: an upper bound of the converged loss", "not converged: bar from its extrapolation to its "
-                 "minimum", "extrapolated to convergence (with its band)", "converged (the minimum of its curve)",
-                 "not in the fit"):
+    for text in (
+        "censored: an upper bound of the converged loss",
+        "not converged: bar from its extrapolation to its minimum",
+        "extrapolated to convergence (with its band)",
+        "converged (the minimum of its curve)",
+        "not in the fit",
+    ):
         assert text in labels, (text, labels)
     assert [ln.get_marker() for ln in _lines(fig, "point:censored")] == [r"$\downarrow$"]
     out = _lines(fig, "point:")
@@ -287,11 +304,19 @@ def test_fit_command_reads_a_sweep_directory_per_architecture(sweep_tables, tmp_
     assert drawn["copy last frame"] == pytest.approx(baselines["copy_last_frame"])
     assert any(k.startswith("linear predictor (k=") for k in drawn)
     # its points.csv directly gives the same groups; --by none pools them
-    assert fit_recipe.main([str(sweep / "results" / "points.csv"), "--out", str(tmp_path / "p"), "--bootstrap", "0",
-                            "--no-plots"]) == 0
+    assert (
+        fit_recipe.main(
+            [str(sweep / "results" / "points.csv"), "--out", str(tmp_path / "p"), "--bootstrap", "0", "--no-plots"]
+        )
+        == 0
+    )
     assert set(json.loads((tmp_path / "p" / "fit.json").read_text())["groups"]) == set(data["groups"])
-    assert fit_recipe.main([str(sweep), "--by", "none", "--out", str(tmp_path / "pooled"), "--bootstrap", "0",
-                            "--no-plots"]) == 0
+    assert (
+        fit_recipe.main(
+            [str(sweep), "--by", "none", "--out", str(tmp_path / "pooled"), "--bootstrap", "0", "--no-plots"]
+        )
+        == 0
+    )
     pooled = json.loads((tmp_path / "pooled" / "fit.json").read_text())
     usable = points[(points["flops"] > 0) & np.isfinite(points["dev_loss"])]  # the diverged run has no usable row
     assert "groups" not in pooled and pooled["n_runs"] == usable["run_id"].nunique() == points["run_id"].nunique() - 1

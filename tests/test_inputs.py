@@ -134,8 +134,11 @@ def test_a_kaldi_data_directory_prepares_like_the_original_files(corpus, tmp_pat
 
 def test_a_wav_scp_pipe_is_refused_unless_allowed(corpus, tmp_path, capsys):
     data = kaldi_dir(corpus, tmp_path / "data", pipe="rec-theo-1")
-    with pytest.raises(PrepareError, match=r"wav\.scp line 10: recording 'rec-theo-1' is read through a command "
-                                           r"\(cat .*rec-theo-1\.wav \|\); .*--allow-pipes"):
+    with pytest.raises(
+        PrepareError,
+        match=r"wav\.scp line 10: recording 'rec-theo-1' is read through a command "
+        r"\(cat .*rec-theo-1\.wav \|\); .*--allow-pipes",
+    ):
         ensure_prepared(data, tmp_path / "refused", progress=False)
     assert not (tmp_path / "refused" / "manifest.json").exists()
     assert prepare_cli([str(data), str(tmp_path / "refused"), "--no-progress"]) == 2
@@ -146,15 +149,18 @@ def test_a_wav_scp_pipe_is_refused_unless_allowed(corpus, tmp_path, capsys):
 
 def test_a_lhotse_recordings_and_supervisions_manifest_prepares_like_the_original_files(corpus, tmp_path):
     lhotse = need_lhotse()
-    recs = lhotse.RecordingSet.from_recordings(lhotse.Recording.from_file(p, recording_id=rid)
-                                               for rid, p in sorted(corpus["recordings"].items()))
+    recs = lhotse.RecordingSet.from_recordings(
+        lhotse.Recording.from_file(p, recording_id=rid) for rid, p in sorted(corpus["recordings"].items())
+    )
     sups = lhotse.SupervisionSet.from_segments(
         lhotse.SupervisionSegment(uid, rid, start=a, duration=b - a, speaker=spk)
-        for uid, rid, a, b, spk, _ in corpus["utts"])
+        for uid, rid, a, b, spk, _ in corpus["utts"]
+    )
     recs.to_file(tmp_path / "fsdd_recordings_all.jsonl.gz")
     sups.to_file(tmp_path / "fsdd_supervisions_all.jsonl.gz")
-    m = check_same_as_originals(ensure_prepared(tmp_path / "fsdd_recordings_all.jsonl.gz", tmp_path / "out",
-                                                progress=False), corpus)
+    m = check_same_as_originals(
+        ensure_prepared(tmp_path / "fsdd_recordings_all.jsonl.gz", tmp_path / "out", progress=False), corpus
+    )
     assert m.source["kind"] == "lhotse" and m.source["manifest"] == "RecordingSet"
     assert m.source["supervisions"] == str(tmp_path / "fsdd_supervisions_all.jsonl.gz")
     # the supervisions given instead find their recordings by name: the same utterances
@@ -166,14 +172,18 @@ def test_a_lhotse_recordings_and_supervisions_manifest_prepares_like_the_origina
     cuts = lhotse.CutSet.from_manifests(recordings=recs, supervisions=sups).trim_to_supervisions()
     cuts.to_file(tmp_path / "cuts.jsonl.gz")
     ids = dict(zip(safe_keys([c.id for c in cuts]), [c.supervisions[0].id for c in cuts]))
-    m = check_same_as_originals(ensure_prepared(tmp_path / "cuts.jsonl.gz", tmp_path / "cuts", progress=False),
-                                corpus, ids)
+    m = check_same_as_originals(
+        ensure_prepared(tmp_path / "cuts.jsonl.gz", tmp_path / "cuts", progress=False), corpus, ids
+    )
     assert m.source["manifest"] == "CutSet"
 
     # lhotse describes what apcscale would not read faithfully: refused, naming the recording
     recs.resample(16000).to_file(tmp_path / "resampled_recordings.jsonl.gz")
-    with pytest.raises(PrepareError, match=r"recording 'rec-george-0' of resampled_recordings\.jsonl\.gz has "
-                                           r"transforms \(.*\); apcscale reads the audio as it is stored"):
+    with pytest.raises(
+        PrepareError,
+        match=r"recording 'rec-george-0' of resampled_recordings\.jsonl\.gz has "
+        r"transforms \(.*\); apcscale reads the audio as it is stored",
+    ):
         scan_input(tmp_path / "resampled_recordings.jsonl.gz")
 
 
@@ -202,7 +212,9 @@ def test_bad_kaldi_directories_fail_naming_the_line_and_bad_audio_is_skipped(cor
     # data problems are skipped and listed, as unreadable files are: a missing file, a span past the end
     missing = str(corpus["recordings"]["rec-theo-0"]).replace("rec-theo-0", "rec-gone")
     scp.write_text(good_scp + f"rec-gone {missing}\n")
-    segments.write_text(good_segments + "utt-gone rec-gone 0 1\nutt-late rec-theo-0 30.0 31.0\nutt-whole rec-theo-1 0 -1\n")
+    segments.write_text(
+        good_segments + "utt-gone rec-gone 0 1\nutt-late rec-theo-0 30.0 31.0\nutt-whole rec-theo-1 0 -1\n"
+    )
     utt2spk.write_text(utt2spk.read_text() + "utt-gone spk-x\nutt-late spk-theo\nutt-whole spk-theo\n")
     scanned = scan_input(data)
     assert len(scanned.files) == 61 and scanned.files[-1].key == "utt-whole" and scanned.files[-1].offset is None
@@ -216,15 +228,19 @@ def test_bad_kaldi_directories_fail_naming_the_line_and_bad_audio_is_skipped(cor
     utt2spk.unlink()
     scp.write_text(good_scp)
     scanned = scan_input(data)
-    assert [f.key for f in scanned.files] == sorted(corpus["recordings"]) and {f.speaker for f in scanned.files} == {None}
+    assert [f.key for f in scanned.files] == sorted(corpus["recordings"]) and {f.speaker for f in scanned.files} == {
+        None
+    }
 
 
 def test_optional_backends_are_imported_only_when_used(corpus, tmp_path):
     """Preparing a Kaldi directory and setting up a run import neither lhotse nor a logger backend."""
     data = kaldi_dir(corpus, tmp_path / "d")
-    code = (f"import sys; from apcscale.data.inputs import scan_input; import apcscale.train.run; "
-            f"assert len(scan_input({str(data)!r}).files) == 60; "
-            f"print(sorted(m for m in ('lhotse', 'tensorboardX', 'tensorboard', 'mlflow') if m in sys.modules))")
+    code = (
+        f"import sys; from apcscale.data.inputs import scan_input; import apcscale.train.run; "
+        f"assert len(scan_input({str(data)!r}).files) == 60; "
+        f"print(sorted(m for m in ('lhotse', 'tensorboardX', 'tensorboard', 'mlflow') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

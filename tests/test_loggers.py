@@ -20,8 +20,8 @@ def read_events(path) -> list[tuple[float, int, str, float]]:
     data = path.read_bytes()
     pos = 0
     while pos < len(data):
-        (length,) = struct.unpack("<Q", data[pos:pos + 8])
-        event = Event.FromString(data[pos + 12:pos + 12 + length])  # after the length and its crc
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = Event.FromString(data[pos + 12 : pos + 12 + length])  # after the length and its crc
         pos += 12 + length + 4  # and the payload's crc
         for value in event.summary.value:
             out.append((event.wall_time, event.step, value.tag, value.simple_value))
@@ -29,15 +29,18 @@ def read_events(path) -> list[tuple[float, int, str, float]]:
 
 
 def test_a_run_logs_to_tensorboard_as_well_as_csv(prepared_fsdd, tmp_path):
-    recipe = from_dict(TrainRecipe, {
-        "name": "tb",
-        "data": {"manifest": str(prepared_fsdd), "crop_frames": 64, "batch_size": 16, "num_workers": 0},
-        "model": {"arch": "lstm", "width": 24, "depth": 1},
-        "optim": {"lr": 3e-3},
-        "budget": {"frames": 12_000},
-        "eval": {"points": 3},
-        "trainer": {"accelerator": "cpu", "log_every_n_steps": 2, "loggers": ["csv", "tensorboard"]},
-    })
+    recipe = from_dict(
+        TrainRecipe,
+        {
+            "name": "tb",
+            "data": {"manifest": str(prepared_fsdd), "crop_frames": 64, "batch_size": 16, "num_workers": 0},
+            "model": {"arch": "lstm", "width": 24, "depth": 1},
+            "optim": {"lr": 3e-3},
+            "budget": {"frames": 12_000},
+            "eval": {"points": 3},
+            "trainer": {"accelerator": "cpu", "log_every_n_steps": 2, "loggers": ["csv", "tensorboard"]},
+        },
+    )
     result = run_training(recipe, run_dir=tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").is_file()  # csv as before
     # one event file per Trainer call (the untrained model's evaluation, then fit); TensorBoard reads them all
@@ -58,21 +61,30 @@ def test_a_missing_backend_fails_at_validation_naming_the_package(tmp_path, monk
     monkeypatch.setitem(sys.modules, "mlflow", None)  # not installed (mlflow is not in requirements.lock)
     path = tmp_path / "r.yaml"
     path.write_text("trainer: {loggers: [csv, mlflow]}\n")
-    with pytest.raises(RecipeError, match=r"r\.yaml: trainer\.loggers\[1\]: the mlflow logger needs the mlflow "
-                                          r"package, which is not installed: pip install mlflow$"):
+    with pytest.raises(
+        RecipeError,
+        match=r"r\.yaml: trainer\.loggers\[1\]: the mlflow logger needs the mlflow "
+        r"package, which is not installed: pip install mlflow$",
+    ):
         load_train_recipe(path)
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
-    with pytest.raises(RecipeError, match=r"trainer\.loggers\[0\]: the tensorboard logger needs the tensorboard or "
-                                          r"tensorboardX package, which is not installed: pip install tensorboard"):
+    with pytest.raises(
+        RecipeError,
+        match=r"trainer\.loggers\[0\]: the tensorboard logger needs the tensorboard or "
+        r"tensorboardX package, which is not installed: pip install tensorboard",
+    ):
         load_train_recipe(path, ["trainer.loggers=[tensorboard]"])
 
 
 def test_logger_names_are_checked(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("trainer: {loggers: [csv, wandb]}\n")
-    with pytest.raises(RecipeError, match=r"trainer\.loggers\[1\]: expected one of 'csv', 'tensorboard', 'mlflow', "
-                                          r"got 'wandb'"):
+    with pytest.raises(
+        RecipeError,
+        match=r"trainer\.loggers\[1\]: expected one of 'csv', 'tensorboard', 'mlflow', "
+        r"got 'wandb'",
+    ):
         load_train_recipe(path)
     path.write_text("trainer: {loggers: [csv, csv]}\n")
     with pytest.raises(RecipeError, match=r"trainer\.loggers: names a logger twice"):

@@ -17,7 +17,7 @@ def recipe(target: str) -> list[list[str]]:
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if re.match(rf"^{target}\s*:(?!=)", line))
     out = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("\t"):
             break
         out.append(shlex.split(line.strip().replace("$(BIN)", str(Path(sys.executable).parent))))
@@ -37,7 +37,9 @@ def test_bench_runs_every_benchmark_script_with_flags_it_defines():
 
 def test_lint_passes():
     commands = recipe("lint")
-    assert any(Path(cmd[0]).name == "hadolint" for cmd in commands) and any("compileall" in cmd for cmd in commands)
+    names = [Path(cmd[0]).name for cmd in commands]
+    assert "hadolint" in names and any("compileall" in cmd for cmd in commands)
+    assert ["check", "format"] == [cmd[1] for cmd in commands if Path(cmd[0]).name == "ruff"]  # lint and format
     for cmd in commands:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout}{proc.stderr}"

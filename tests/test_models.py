@@ -28,11 +28,11 @@ def test_outputs_up_to_t_ignore_later_frames(cfg):
     x = torch.randn(2, 60, 40)
     t = 37
     y = x.clone()
-    y[:, t + 1:] = torch.randn(2, 60 - t - 1, 40) * 5  # change every frame after t
+    y[:, t + 1 :] = torch.randn(2, 60 - t - 1, 40) * 5  # change every frame after t
     with torch.no_grad():
         a, b = net(x), net(y)
     assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5)
-    assert not torch.allclose(a[:, t + 1:], b[:, t + 1:], atol=1e-3)  # and the later outputs do change
+    assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-3)  # and the later outputs do change
 
 
 @pytest.mark.parametrize("cfg", ARCHS, ids=lambda c: c.arch)
@@ -52,12 +52,16 @@ def measured_training_flops(net, x):
     return fc.get_total_flops()
 
 
-COUNTED = [ModelConfig(arch="lstm", width=96, depth=2), ModelConfig(arch="gru", width=96, depth=2),
-           ModelConfig(arch="transformer", width=128, depth=2, heads=4)]
+COUNTED = [
+    ModelConfig(arch="lstm", width=96, depth=2),
+    ModelConfig(arch="gru", width=96, depth=2),
+    ModelConfig(arch="transformer", width=128, depth=2, heads=4),
+]
 
 
 @pytest.mark.parametrize(  # an RNN's count per frame does not depend on the length: the GRU at one length
-    "cfg,steps", [(c, s) for c in COUNTED for s in ((64,) if c.arch == "gru" else (64, 256))],
+    "cfg,steps",
+    [(c, s) for c in COUNTED for s in ((64,) if c.arch == "gru" else (64, 256))],
     ids=lambda v: v.arch if isinstance(v, ModelConfig) else str(v),
 )
 def test_analytic_flops_match_flop_counter(cfg, steps):
@@ -130,7 +134,7 @@ def packed_and_padded(prepared_fsdd):
     assert len(set(rows)) < len(rows)  # some rows hold several utterances
     feats = torch.zeros(len(lengths), max(lengths), packed["feats"].shape[-1])
     for i, (n, r, o) in enumerate(zip(lengths, rows, offsets)):
-        feats[i, :n] = packed["feats"][r, o:o + n]
+        feats[i, :n] = packed["feats"][r, o : o + n]
     return packed, {"feats": feats, "lengths": packed["lengths"]}
 
 
@@ -141,9 +145,11 @@ def _where(packed):
 PACKED_PATHS = [(ARCHS[0], False), (ARCHS[0], True), (ARCHS[1], False), (ARCHS[1], True), (ARCHS[2], None)]
 
 
-@pytest.mark.parametrize("cfg,as_sequence", PACKED_PATHS,
-                         ids=lambda v: v.arch if isinstance(v, ModelConfig) else {None: "", False: "rows",
-                                                                                  True: "PackedSequence"}[v])
+@pytest.mark.parametrize(
+    "cfg,as_sequence",
+    PACKED_PATHS,
+    ids=lambda v: v.arch if isinstance(v, ModelConfig) else {None: "", False: "rows", True: "PackedSequence"}[v],
+)
 def test_packed_loss_and_gradients_equal_padded(cfg, as_sequence, packed_and_padded):
     """For the RNNs both ways a packed batch can run: the utterances one per row (the CPU's way) and
     a PackedSequence (the GPU's way, forced here on the CPU)."""
@@ -164,9 +170,11 @@ def test_packed_loss_and_gradients_equal_padded(cfg, as_sequence, packed_and_pad
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("cfg,as_sequence", PACKED_PATHS,
-                         ids=lambda v: v.arch if isinstance(v, ModelConfig) else {None: "", False: "rows",
-                                                                                  True: "PackedSequence"}[v])
+@pytest.mark.parametrize(
+    "cfg,as_sequence",
+    PACKED_PATHS,
+    ids=lambda v: v.arch if isinstance(v, ModelConfig) else {None: "", False: "rows", True: "PackedSequence"}[v],
+)
 def test_packed_utterances_do_not_see_each_other(cfg, as_sequence, packed_and_padded):
     """Perturbing one utterance of a packed row leaves the outputs of all the others bit-identical
     (no attention, no recurrent state across an utterance boundary), and RoPE positions restart."""
@@ -179,14 +187,14 @@ def test_packed_utterances_do_not_see_each_other(cfg, as_sequence, packed_and_pa
     if as_sequence is not None:
         net.context.packed_sequence = as_sequence
     layout = Layout.of(packed)
-    assert all(layout.position[r, o:o + n].tolist() == list(range(n)) for n, r, o in where)
+    assert all(layout.position[r, o : o + n].tolist() == list(range(n)) for n, r, o in where)
     n, r, o = where[victim]
     changed = packed["feats"].clone()
-    changed[r, o:o + n] = torch.randn(n, 40) * 3
+    changed[r, o : o + n] = torch.randn(n, 40) * 3
     with torch.no_grad():
         a, b = net(packed["feats"], layout), net(changed, layout)
     for i, (n_i, r_i, o_i) in enumerate(where):
-        same = torch.equal(a[r_i, o_i:o_i + n_i], b[r_i, o_i:o_i + n_i])
+        same = torch.equal(a[r_i, o_i : o_i + n_i], b[r_i, o_i : o_i + n_i])
         assert same == (i != victim), (i, victim)
 
 
@@ -203,7 +211,7 @@ def test_encode_feeds_the_head_and_every_layer_is_causal(cfg, packed_and_padded)
     x = padded["feats"][:4, :40].clone()
     t = 23
     y = x.clone()
-    y[:, t + 1:] = torch.randn(4, 40 - t - 1, 40) * 5  # change every frame after t
+    y[:, t + 1 :] = torch.randn(4, 40 - t - 1, 40) * 5  # change every frame after t
     with torch.no_grad():
         assert torch.equal(net.head(net.encode(x)), net(x))  # layer -1: what the head reads
         assert torch.equal(net.encode(x, layer=-1), net.encode(x, layer=cfg.depth))
@@ -211,7 +219,7 @@ def test_encode_feeds_the_head_and_every_layer_is_causal(cfg, packed_and_padded)
             a, b = net.encode(x, layer=layer), net.encode(y, layer=layer)
             assert a.shape == (4, 40, cfg.width)
             assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), layer
-            assert not torch.allclose(a[:, t + 1:], b[:, t + 1:], atol=1e-3), layer
+            assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-3), layer
         h = net.encode(padded["feats"], padded["lengths"], layer=1)
         steps = torch.arange(h.shape[1])[None, :] < padded["lengths"][:, None]
         assert not h[~steps].any() and h[steps].abs().sum(-1).min() > 0  # zero where no frame is

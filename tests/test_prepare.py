@@ -146,13 +146,15 @@ def test_corrupt_and_unreadable_audio_is_skipped_and_listed(fsdd_slice, tmp_path
     good = (rec / "1_lucas_0.wav").read_bytes()
     (rec / "2_lucas_91.wav").write_bytes(good[:30])  # cut inside the header
     (rec / "3_lucas_92.wav").write_bytes(good[:44])  # a header and no samples
-    (rec / "4_lucas_93.wav").write_bytes(good[:44 + 2 * 150])  # 150 samples: under one 25 ms window
+    (rec / "4_lucas_93.wav").write_bytes(good[: 44 + 2 * 150])  # 150 samples: under one 25 ms window
     (rec / "5_lucas_94.wav").write_bytes(b"")
     manifest = ensure_prepared(audio, tmp_path / "out", workers=2, progress=False)
     m = Manifest.load(manifest)
     reasons = {s["path"]: s["reason"] for s in m.skipped}
-    assert set(reasons) == {f"recordings/{n}" for n in
-                            ("8_theo_90.wav", "2_lucas_91.wav", "3_lucas_92.wav", "4_lucas_93.wav", "5_lucas_94.wav")}
+    assert set(reasons) == {
+        f"recordings/{n}"
+        for n in ("8_theo_90.wav", "2_lucas_91.wav", "3_lucas_92.wav", "4_lucas_93.wav", "5_lucas_94.wav")
+    }
     assert reasons["recordings/8_theo_90.wav"].startswith("unreadable")
     assert reasons["recordings/2_lucas_91.wav"].startswith("unreadable")
     assert reasons["recordings/3_lucas_92.wav"].startswith("empty")
@@ -176,8 +178,9 @@ def test_unknown_speakers_split_by_utterance(fsdd_dir, tmp_path):
 def test_dev_split_by_utterance_or_by_speaker_on_request(fsdd_slice, fsdd_dir, tmp_path):
     """dev_by utterance: known speakers, but every one of them in both splits (for corpora with a
     handful of speakers); dev_by speaker: refused, naming files, when the names tell no speaker."""
-    m = Manifest.load(ensure_prepared(fsdd_slice, tmp_path / "utt", progress=False, dev_fraction=0.2,
-                                      dev_by="utterance"))
+    m = Manifest.load(
+        ensure_prepared(fsdd_slice, tmp_path / "utt", progress=False, dev_fraction=0.2, dev_by="utterance")
+    )
     assert m.data["split"]["by"] == "utterance" and m.data["options"]["dev_by"] == "utterance"
     speakers = lambda split: {s["speaker"] for s in m.samples(split)}  # noqa: E731
     assert len(speakers("dev")) == 6 and speakers("dev") == speakers("train")
@@ -211,8 +214,12 @@ def test_bad_requests_fail_clearly(tmp_path, prepared_fsdd):
 
 
 def test_cli(fsdd_slice, tmp_path, capsys):
-    assert prepare_cli([str(fsdd_slice), str(tmp_path / "cli"), "--n-mels", "32", "--workers", "2",
-                        "--no-progress", "--verify"]) == 0
+    assert (
+        prepare_cli(
+            [str(fsdd_slice), str(tmp_path / "cli"), "--n-mels", "32", "--workers", "2", "--no-progress", "--verify"]
+        )
+        == 0
+    )
     path = Path(capsys.readouterr().out.strip())
     assert path == tmp_path / "cli" / "manifest.json" and Manifest.load(path).feature_dim == 32
     assert prepare_cli([str(tmp_path / "nowhere"), str(tmp_path / "x"), "--no-progress"]) == 2

@@ -11,6 +11,7 @@ from apcscale.train.rundir import RunDir, RunDirError, RunStateError
 
 def strict_json(path):
     """Parse as strict JSON: NaN/Infinity tokens are refused."""
+
     def refuse(token):
         raise ValueError(f"non-standard JSON token {token}")
 
@@ -57,8 +58,13 @@ def test_only_a_started_run_finishes_and_a_crash_is_not_a_finish(tmp_path):
 def test_summary_is_strict_json_and_nan_reads_back_as_nan(tmp_path):
     rd = RunDir(tmp_path / "r")
     rd.start()
-    rd.fail("training loss became nan", end="diverged", final_dev_loss=math.nan, min_dev_loss=0.5,
-            curve=[{"frames": 0.0, "dev/loss": math.nan}, {"frames": 10.0, "dev/loss": 0.5}])
+    rd.fail(
+        "training loss became nan",
+        end="diverged",
+        final_dev_loss=math.nan,
+        min_dev_loss=0.5,
+        curve=[{"frames": 0.0, "dev/loss": math.nan}, {"frames": 10.0, "dev/loss": 0.5}],
+    )
     data = strict_json(rd.summary_path)
     assert data["final_dev_loss"] is None and data["curve"][0]["dev/loss"] is None
     s = rd.read_summary()
@@ -133,12 +139,17 @@ def test_only_a_prune_or_asha_decision_stops_a_run(tmp_path):
     from apcscale.sweep.trainable import scheduler_stop
 
     log = tmp_path / "decisions.jsonl"
-    log.write_text("\n".join([
-        json.dumps({"run_id": "a", "action": "continue", "mode": "prune"}),
-        json.dumps({"run_id": "b", "action": "stop", "mode": "shadow", "reason": "would stop"}),
-        json.dumps({"run_id": "c", "action": "stop", "mode": "asha", "reason": "ASHA"}),
-        '{"run_id": "a", "action": "st',  # torn by a kill
-    ]) + "\n")
+    log.write_text(
+        "\n".join(
+            [
+                json.dumps({"run_id": "a", "action": "continue", "mode": "prune"}),
+                json.dumps({"run_id": "b", "action": "stop", "mode": "shadow", "reason": "would stop"}),
+                json.dumps({"run_id": "c", "action": "stop", "mode": "asha", "reason": "ASHA"}),
+                '{"run_id": "a", "action": "st',  # torn by a kill
+            ]
+        )
+        + "\n"
+    )
     assert scheduler_stop(tmp_path, "a") is None and scheduler_stop(tmp_path, "b") is None
     assert scheduler_stop(tmp_path, "c")["reason"] == "ASHA"
     with log.open("a") as fh:

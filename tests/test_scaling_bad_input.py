@@ -19,7 +19,9 @@ def _curve(n=20, seed=0):
     return x, (0.4 + (3e6 / x) ** 0.35) * np.exp(0.005 * rng.standard_normal(n))
 
 
-@pytest.mark.parametrize("value, word", [(np.nan, "NaN"), (np.inf, "infinite"), (-0.2, "zero or negative"), (0.0, "zero or negative")])
+@pytest.mark.parametrize(
+    "value, word", [(np.nan, "NaN"), (np.inf, "infinite"), (-0.2, "zero or negative"), (0.0, "zero or negative")]
+)
 def test_bad_loss_values_raise_naming_the_rows(value, word):
     x, y = _curve()
     y[[3, 11]] = value
@@ -92,9 +94,16 @@ def test_narrow_range_warns():
 
 
 def test_table_checks_name_rows_and_columns():
-    df = pd.DataFrame({"run": list("abcdef"), "params": [1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6],
-                       "val_loss": [1.0, 0.9, "oops", 0.7, -1, 0.6]})
-    with pytest.raises(FitError, match=r"column 'val_loss' \(loss\): 2 row\(s\) not a finite number > 0: rows 2 \('oops'\), 4 \(-1\)"):
+    df = pd.DataFrame(
+        {
+            "run": list("abcdef"),
+            "params": [1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6],
+            "val_loss": [1.0, 0.9, "oops", 0.7, -1, 0.6],
+        }
+    )
+    with pytest.raises(
+        FitError, match=r"column 'val_loss' \(loss\): 2 row\(s\) not a finite number > 0: rows 2 \('oops'\), 4 \(-1\)"
+    ):
         fit_table(df, None, None)
     with pytest.raises(FitError, match="no loss column"):
         fit_table(df.rename(columns={"val_loss": "zzz"}), None, None)
@@ -115,8 +124,13 @@ def test_frontier_and_extrapolation_inputs():
 
 def test_cli_reports_bad_input_and_exits_2(tmp_path):
     table = tmp_path / "runs.csv"
-    pd.DataFrame({"N": [1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6], "loss": [1.0, 0.9, np.nan, 0.7, 0.65, 0.6]}).to_csv(table, index=False)
-    res = subprocess.run([sys.executable, "-m", "apcscale.recipes.fit", str(table), "--out", str(tmp_path / "o"), "--no-plots"],
-                         capture_output=True, text=True)
+    pd.DataFrame({"N": [1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6], "loss": [1.0, 0.9, np.nan, 0.7, 0.65, 0.6]}).to_csv(
+        table, index=False
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "apcscale.recipes.fit", str(table), "--out", str(tmp_path / "o"), "--no-plots"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2
     assert "row(s) not a finite number > 0: rows 2 (nan)" in res.stderr and "--drop-bad" in res.stderr

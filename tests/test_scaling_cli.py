@@ -41,12 +41,20 @@ def test_fit_command_on_a_sweep_table(tmp_path, capsys):
 def test_columns_decide_the_laws_and_flags_map_names(tmp_path):
     N, D, y = joint_grid(6, 6, noise=0.01, seed=1)
     df = pd.DataFrame({"width_params": N, "tokens_seen_total": D, "bpc": y})
-    res = fit_table(df, {"N": "width_params", "D": "tokens_seen_total", "loss": "bpc"}, tmp_path / "a",
-                    law="hoffmann", bootstrap=30, plots=False)
+    res = fit_table(
+        df,
+        {"N": "width_params", "D": "tokens_seen_total", "loss": "bpc"},
+        tmp_path / "a",
+        law="hoffmann",
+        bootstrap=30,
+        plots=False,
+    )
     assert set(res["fits"]) == {"joint", "L_N", "L_D"} and res["fits"]["joint"]["law"] == "hoffmann"
     assert (tmp_path / "a" / "fit.json").is_file() and not list((tmp_path / "a").glob("*.png"))
     # only N and the loss: L(N) alone
-    only = pd.DataFrame({"params": np.geomspace(1e5, 1e8, 10), "val_loss": 0.3 + (1e5 / np.geomspace(1e5, 1e8, 10)) ** 0.3})
+    only = pd.DataFrame(
+        {"params": np.geomspace(1e5, 1e8, 10), "val_loss": 0.3 + (1e5 / np.geomspace(1e5, 1e8, 10)) ** 0.3}
+    )
     res = fit_table(only, None, None, bootstrap=30, return_objects=True)
     assert set(res["fits"]) == {"L_N"} and isinstance(res["objects"]["L_N"], FitResult)
     assert "summary" in res and "L(N) on every row (no D column)" in res["summary"]
@@ -72,15 +80,20 @@ def test_drop_bad_rows_in_the_cli(tmp_path):
     y[3] = np.nan
     table = tmp_path / "runs.csv"
     pd.DataFrame({"N": N, "D": D, "loss": y}).to_csv(table, index=False)
-    assert fit_recipe.main([str(table), "--out", str(tmp_path / "o"), "--no-plots", "--drop-bad", "--bootstrap", "20"]) == 0
+    assert (
+        fit_recipe.main([str(table), "--out", str(tmp_path / "o"), "--no-plots", "--drop-bad", "--bootstrap", "20"])
+        == 0
+    )
     data = json.loads((tmp_path / "o" / "fit.json").read_text())
     assert any("rows 3 (nan)" in w and "dropped" in w for w in data["warnings"])
     assert data["n_rows"] == 24
 
 
 def test_scaling_imports_neither_torch_nor_ray():
-    code = ("import sys, apcscale.scaling, apcscale.scaling.plots, apcscale.recipes.fit; "
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray', 'lightning', 'torchaudio')); "
-            "print(heavy); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys, apcscale.scaling, apcscale.scaling.plots, apcscale.recipes.fit; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray', 'lightning', 'torchaudio')); "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr

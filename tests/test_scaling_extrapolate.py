@@ -17,8 +17,11 @@ def test_nominal_80_percent_interval_covers_70_to_90_percent(family):
     extrapolator's model family."""
     curves = synthetic_curves(250, seed={"shifted": 101, "transient": 202}[family], family=family)
     res = calibration(curves, FRACTIONS, level=0.8)
-    print(family, {k: res[k] for k in ("coverage", "coverage_reliable", "n_reliable", "flags", "median_log_width")},
-          {f: round(v["coverage"], 3) for f, v in res["by_fraction"].items()})
+    print(
+        family,
+        {k: res[k] for k in ("coverage", "coverage_reliable", "n_reliable", "flags", "median_log_width")},
+        {f: round(v["coverage"], 3) for f, v in res["by_fraction"].items()},
+    )
     assert 0.70 <= res["coverage"] <= 0.90
     assert 0.70 <= res["coverage_reliable"] <= 0.90
     for frac, r in res["by_fraction"].items():

@@ -48,7 +48,9 @@ def test_recovery_hoffmann():
     truth = {"E": 0.3, "A": 40.0, "B": 60.0, "alpha": 0.34, "beta": 0.28}
     rng = np.random.default_rng(3)
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e5, 1e7, 10), np.geomspace(1e6, 1e8, 10)))
-    y = (truth["E"] + truth["A"] / N ** truth["alpha"] + truth["B"] / D ** truth["beta"]) * np.exp(0.01 * rng.standard_normal(N.size))
+    y = (truth["E"] + truth["A"] / N ** truth["alpha"] + truth["B"] / D ** truth["beta"]) * np.exp(
+        0.01 * rng.standard_normal(N.size)
+    )
     fit = fit_joint(N, D, y, law="hoffmann", bootstrap=100)
     for k in ("E", "alpha", "beta"):
         lo, hi = fit.intervals[k]
@@ -179,4 +181,6 @@ def test_batched_lm_agrees_with_lbfgs():
     th_m, F_m, conv = lm_batch(law, start[None], U, logy, np.ones((1, y.size)), 0.01, lo, hi)
     assert conv[0]
     assert F_m[0] <= F_l + 1e-7
-    np.testing.assert_allclose(law.natural(th_m, np.ones(2))[0, 3:], law.natural(th_l[None], np.ones(2))[0, 3:], rtol=1e-3)
+    np.testing.assert_allclose(
+        law.natural(th_m, np.ones(2))[0, 3:], law.natural(th_l[None], np.ones(2))[0, 3:], rtol=1e-3
+    )

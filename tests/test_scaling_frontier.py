@@ -20,8 +20,14 @@ def test_envelope_segments_and_lookup():
     }
     fr = compute_frontier(curves)
     assert isinstance(fr, Frontier)
-    assert fr.envelope == [(1.0, 3.0, "small"), (2.0, 2.0, "small"), (4.0, 1.6, "small"), (8.0, 1.4, "large"),
-                           (16.0, 1.0, "large"), (32.0, 0.8, "large")]
+    assert fr.envelope == [
+        (1.0, 3.0, "small"),
+        (2.0, 2.0, "small"),
+        (4.0, 1.6, "small"),
+        (8.0, 1.4, "large"),
+        (16.0, 1.0, "large"),
+        (32.0, 0.8, "large"),
+    ]
     segs = fr.segments
     assert [(s.run_id, s.C_start, s.C_end) for s in segs] == [("small", 1.0, 8.0), ("large", 8.0, 32.0)]
     assert fr.runs_on_envelope == ["small", "large"]

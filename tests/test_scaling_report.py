@@ -22,8 +22,12 @@ def test_fixed_delta_reproduces_known_parameters_to_3_decimals(tmp_path, capsys)
     table = tmp_path / "chinchilla_like.csv"
     hoffmann_runs(240, noise=0.0, seed=1).to_csv(table, index=False)
     out = tmp_path / "fit"
-    assert fit_recipe.main([str(table), "--law", "hoffmann", "--delta", "1e-3", "--bootstrap", "0", "--no-plots",
-                            "--out", str(out)]) == 0
+    assert (
+        fit_recipe.main(
+            [str(table), "--law", "hoffmann", "--delta", "1e-3", "--bootstrap", "0", "--no-plots", "--out", str(out)]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     data = json.loads((out / "fit.json").read_text())
     joint = data["fits"]["joint"]
@@ -34,8 +38,12 @@ def test_fixed_delta_reproduces_known_parameters_to_3_decimals(tmp_path, capsys)
     # with noise, the command gives exactly what the library gives with the same delta
     noisy = hoffmann_runs(240, noise=0.01, seed=2)
     noisy.to_csv(table, index=False)
-    assert fit_recipe.main([str(table), "--law", "hoffmann", "--delta", "0.001", "--bootstrap", "0", "--no-plots",
-                            "--out", str(out)]) == 0
+    assert (
+        fit_recipe.main(
+            [str(table), "--law", "hoffmann", "--delta", "0.001", "--bootstrap", "0", "--no-plots", "--out", str(out)]
+        )
+        == 0
+    )
     cli = json.loads((out / "fit.json").read_text())["fits"]["joint"]["params"]
     lib = fit_joint(noisy["N"], noisy["D"], noisy["loss"], law="hoffmann", delta=1e-3, bootstrap=0).params
     assert cli == pytest.approx(lib, rel=1e-9)
@@ -97,7 +105,8 @@ def test_continuous_covariates_are_binned_or_refused():
 def test_a_named_law_needs_its_columns(tmp_path, capsys):
     table = tmp_path / "runs.csv"
     pd.DataFrame({"N": np.geomspace(1e5, 1e8, 10), "loss": 0.3 + (1e5 / np.geomspace(1e5, 1e8, 10)) ** 0.3}).to_csv(
-        table, index=False)
+        table, index=False
+    )
     assert fit_recipe.main([str(table), "--law", "hoffmann", "--no-plots", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "--law hoffmann fits L(N, D) and needs a D column (training-set size: --d COL)" in err
@@ -166,8 +175,25 @@ def test_by_fits_each_group_of_any_table_on_its_own(tmp_path):
     table = tmp_path / "two.csv"
     pd.concat([a, b], ignore_index=True).to_csv(table, index=False)
     out = tmp_path / "by"
-    assert fit_recipe.main([str(table), "--by", "family", "--law", "hoffmann", "--bootstrap", "0", "--no-plots",
-                            "--passes", "2", "--out", str(out)]) == 0
+    assert (
+        fit_recipe.main(
+            [
+                str(table),
+                "--by",
+                "family",
+                "--law",
+                "hoffmann",
+                "--bootstrap",
+                "0",
+                "--no-plots",
+                "--passes",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads((out / "fit.json").read_text())
     assert set(data["groups"]) == {"a", "b"} and (out / "a" / "fit.json").is_file()
     beta = {g: data["groups"][g]["fits"]["joint"]["params"]["beta"] for g in ("a", "b")}

@@ -21,7 +21,7 @@ def test_plateau_after_patience_evaluations_without_improvement():
 
 def test_a_slow_improver_is_never_stopped():
     # a power law with a small exponent: 0.4% better at each log-spaced evaluation, for 40 evaluations
-    curve = [0.3 + 0.2 * (1.25 ** i) ** -0.08 for i in range(40)]
+    curve = [0.3 + 0.2 * (1.25**i) ** -0.08 for i in range(40)]
     gains = [1 - b / a for a, b in zip(curve, curve[1:])]
     assert min(gains) > 0.0009 and max(gains) < 0.01
     assert not any(plateaued(curve[: i + 1], patience=3, min_delta=0.002) for i in range(len(curve)))
@@ -99,17 +99,27 @@ def test_a_run_on_fsdd_stops_itself_once_converged(prepared_fsdd, tmp_path):
     from apcscale.train.run import run_training
     from apcscale.utils.schema import from_dict
 
-    recipe = from_dict(TrainRecipe, {
-        "name": "es", "output_dir": str(tmp_path),
-        "data": {"manifest": str(prepared_fsdd), "subset": "d2", "crop_frames": 64, "batch_size": 16, "num_workers": 0,
-                 "eval_crop_frames": 200},
-        "model": {"arch": "lstm", "width": 32, "depth": 1},
-        "optim": {"lr": 1e-2, "schedule": "wsd", "warmup": 0.02, "decay": 0.2},
-        "budget": {"epochs": 1000, "min_frames": 100_000, "max_frames": 1_500_000},
-        "eval": {"points": 30, "first": 0.005},
-        "stopping": {"enabled": True, "patience": 2, "min_delta": 0.005},
-        "trainer": {"accelerator": "cpu", "checkpoint": False},
-    })
+    recipe = from_dict(
+        TrainRecipe,
+        {
+            "name": "es",
+            "output_dir": str(tmp_path),
+            "data": {
+                "manifest": str(prepared_fsdd),
+                "subset": "d2",
+                "crop_frames": 64,
+                "batch_size": 16,
+                "num_workers": 0,
+                "eval_crop_frames": 200,
+            },
+            "model": {"arch": "lstm", "width": 32, "depth": 1},
+            "optim": {"lr": 1e-2, "schedule": "wsd", "warmup": 0.02, "decay": 0.2},
+            "budget": {"epochs": 1000, "min_frames": 100_000, "max_frames": 1_500_000},
+            "eval": {"points": 30, "first": 0.005},
+            "stopping": {"enabled": True, "patience": 2, "min_delta": 0.005},
+            "trainer": {"accelerator": "cpu", "checkpoint": False},
+        },
+    )
     res = run_training(recipe, progress=False)
     s = res.summary
     assert s["end"] == "stopping_rule" and s["converged"] is True

@@ -174,8 +174,16 @@ def test_lightning_fit_with_the_stream(prepared_fsdd):
 
     dm = APCDataModule(prepared_fsdd, "d1", crop_frames=32, batch_size=8, num_workers=0)
     model = Tiny()
-    trainer = L.Trainer(max_steps=6, val_check_interval=3, limit_val_batches=2, logger=False, accelerator="cpu",
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=6,
+        val_check_interval=3,
+        limit_val_batches=2,
+        logger=False,
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 6 and model.frames > 0 and "dev" in trainer.callback_metrics
 
@@ -189,7 +197,7 @@ def corrupted_copy(prepared_fsdd, tmp_path, how):
     if how == "payload":  # flip bytes inside a sample's features (same size)
         data[20_000:20_010] = bytes(10)
     elif how == "header":  # overwrite a tar header in the middle
-        data[len(data) // 2:len(data) // 2 + 1024] = b"\x7f" * 1024
+        data[len(data) // 2 : len(data) // 2 + 1024] = b"\x7f" * 1024
     shard.write_bytes(bytes(data))
     return out / "manifest.json", shard
 
@@ -219,7 +227,9 @@ def test_a_wrong_feature_size_is_named(prepared_fsdd, tmp_path):
     data["stats"]["mean"], data["stats"]["var"] = data["stats"]["mean"][:39], data["stats"]["var"][:39]
     (out / "manifest.json").write_text(json.dumps(data))
     dm = datamodule(out / "manifest.json", "d0")
-    with pytest.raises(FeatureSizeError, match=r"shard-000000\.tar: sample \w+ has features of shape \(\d+, 40\).*x 39"):
+    with pytest.raises(
+        FeatureSizeError, match=r"shard-000000\.tar: sample \w+ has features of shape \(\d+, 40\).*x 39"
+    ):
         next(iter(dm.iter_epoch()))
 
 
@@ -244,8 +254,10 @@ def test_batching_cuts_padding_and_keeps_every_crop(prepared_fsdd, batching):
     2 workers), batched within 1,280 frames of rows x steps, with executed / counted <= 1.10 where
     the stream order pads to more than 1.5x (crops of 128 frames: the default sweep's)."""
     kw = {"crop_frames": 128, "num_workers": 2}
-    modules = {"random": datamodule(prepared_fsdd, "d7", batching="random", batch_size=32, **kw),
-               batching: datamodule(prepared_fsdd, "d7", batching=batching, batch_frames=1280, batch_size=None, **kw)}
+    modules = {
+        "random": datamodule(prepared_fsdd, "d7", batching="random", batch_size=32, **kw),
+        batching: datamodule(prepared_fsdd, "d7", batching=batching, batch_frames=1280, batch_size=None, **kw),
+    }
     crops, ratio = {}, {}
     for name, dm in modules.items():
         batches = [b for rank in range(2) for b in dm.iter_epoch(rank=rank, world_size=2)]
@@ -282,11 +294,12 @@ def test_packed_batches_lay_crops_back_to_back(prepared_fsdd):
         feats = batch["feats"]
         assert feats.shape[0] <= 10 and feats.shape[1] <= 64
         covered = torch.zeros(feats.shape[:2], dtype=torch.bool)
-        for key, start, n, r, o in zip(batch["keys"], batch["starts"], *(batch[k].tolist() for k in
-                                                                         ("lengths", "rows", "offsets"))):
-            assert not covered[r, o:o + n].any() and o + n <= feats.shape[1]  # no overlap, inside its row
-            covered[r, o:o + n] = True
-            assert torch.equal(feats[r, o:o + n], crops[(key, start)])  # normalised as a padded batch is
+        for key, start, n, r, o in zip(
+            batch["keys"], batch["starts"], *(batch[k].tolist() for k in ("lengths", "rows", "offsets"))
+        ):
+            assert not covered[r, o : o + n].any() and o + n <= feats.shape[1]  # no overlap, inside its row
+            covered[r, o : o + n] = True
+            assert torch.equal(feats[r, o : o + n], crops[(key, start)])  # normalised as a padded batch is
             seen += 1
         assert not feats[~covered].any()  # zero where no crop is
     assert seen == len(crops)
@@ -295,8 +308,16 @@ def test_packed_batches_lay_crops_back_to_back(prepared_fsdd):
 @pytest.mark.parametrize("batching", ["bucket", "pack"])
 def test_batching_is_deterministic_given_the_seed(prepared_fsdd, batching):
     def batches(seed):
-        dm = datamodule(prepared_fsdd, "d4", crop_frames=32, batch_frames=512, batch_size=None, batching=batching,
-                        num_workers=2, seed=seed)
+        dm = datamodule(
+            prepared_fsdd,
+            "d4",
+            crop_frames=32,
+            batch_frames=512,
+            batch_size=None,
+            batching=batching,
+            num_workers=2,
+            seed=seed,
+        )
         return [(b["keys"], b["starts"], b["feats"]) for b in dm.iter_epoch()]
 
     first = batches(0)

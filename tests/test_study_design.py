@@ -23,7 +23,9 @@ def test_default_study_uses_subsets_spread_over_all_eleven():
     chosen, notes = choose_subsets(subsets, DesignConfig(min_subset_frames=3000), step=1)
     frames = [subsets[s]["frames"] for s in chosen]
     assert chosen[-1] == "d10"  # all of the training audio
-    assert math.log10(frames[-1] / frames[0]) == pytest.approx(2.0, abs=0.16)  # two decades, as near as the ladder allows
+    assert math.log10(frames[-1] / frames[0]) == pytest.approx(
+        2.0, abs=0.16
+    )  # two decades, as near as the ladder allows
     assert all(b / a == 2 for a, b in zip(frames, frames[1:]))  # about 2x apart
     assert chosen == [f"d{k}" for k in range(3, 11)]  # d3 is 2.1 decades below d10, d4 1.8
     # every other subset when asked: still from the largest, still two decades
@@ -87,23 +89,34 @@ def test_corpus_names():
 
 
 def auto_recipe(manifest, budget=3e11):
-    return from_dict(SweepRecipe, {
-        "name": "auto",
-        "data": {"manifest": str(manifest), "crop_frames": 64, "batch_size": 16, "num_workers": 0, "eval_crop_frames": 200},
-        "grid": {"models": {"lstm": "auto", "transformer": "auto"}, "subsets": "auto"},
-        "design": {"spread_seeds": [1], "min_subset_frames": 2000},
-        "train_budget": {"epochs": 5, "min_frames": 50_000, "max_frames": 200_000},
-        "stopping": {"enabled": True},
-        "budget": {"flops": budget},
-        "trainer": {"accelerator": "cpu"},
-    })
+    return from_dict(
+        SweepRecipe,
+        {
+            "name": "auto",
+            "data": {
+                "manifest": str(manifest),
+                "crop_frames": 64,
+                "batch_size": 16,
+                "num_workers": 0,
+                "eval_crop_frames": 200,
+            },
+            "grid": {"models": {"lstm": "auto", "transformer": "auto"}, "subsets": "auto"},
+            "design": {"spread_seeds": [1], "min_subset_frames": 2000},
+            "train_budget": {"epochs": 5, "min_frames": 50_000, "max_frames": 200_000},
+            "stopping": {"enabled": True},
+            "budget": {"flops": budget},
+            "trainer": {"accelerator": "cpu"},
+        },
+    )
 
 
 def test_the_same_recipe_selects_the_same_runs_on_a_busy_or_an_idle_machine(prepared_fsdd, tmp_path, monkeypatch):
     """The probe of a busy machine measures a third of the idle rate: the plan's runs are the same."""
+
     def probe(rate):
         def fn(model, feature_dim, batches, *, steps, threads, device="cpu"):
             return ProbeResult(rate, 3 * rate, device, threads)
+
         return fn
 
     recipe = auto_recipe(prepared_fsdd)
@@ -137,8 +150,10 @@ def test_searcher_ledger_counts_planned_hours_not_measured_seconds():
     pytest.importorskip("ray")
     from apcscale.sweep.searcher import PlanSearcher
 
-    meta = [{"run_id": f"r{i}", "cpus": 1.0, "gpus": 0.0, "workers": 1, "planned_flops": 100.0, "est_seconds": 3600.0}
-            for i in range(3)]
+    meta = [
+        {"run_id": f"r{i}", "cpus": 1.0, "gpus": 0.0, "workers": 1, "planned_flops": 100.0, "est_seconds": 3600.0}
+        for i in range(3)
+    ]
     results = []
     for seconds in (10.0, 100_000.0):  # an idle and a very busy machine
         s = PlanSearcher(meta[:2], meta[2:], {"cpu_hours": 2.5}, common={})

@@ -29,12 +29,30 @@ def study():
     for N in SIZES:
         rid = f"lstm-{int(N)}"
         curves[rid] = (6 * N * F, truth(N, F))
-        runs.append({"run_id": rid, "arch": "lstm", "N": N, "D": D_SUBSETS[-1], "planned_flops": 6 * N * 1e7,
-                     "planned_frames": 1e7})
+        runs.append(
+            {
+                "run_id": rid,
+                "arch": "lstm",
+                "N": N,
+                "D": D_SUBSETS[-1],
+                "planned_flops": 6 * N * 1e7,
+                "planned_frames": 1e7,
+            }
+        )
         for D in D_SUBSETS:
             loss = float(truth(N, 3 * D))  # converged: as if the useful frames were 3 passes of D
-            sel.append({"arch": "lstm", "N": N, "D": D, "loss": loss, "lo": loss, "hi": loss, "in_fit": True,
-                        "kind": "converged"})
+            sel.append(
+                {
+                    "arch": "lstm",
+                    "N": N,
+                    "D": D,
+                    "loss": loss,
+                    "lo": loss,
+                    "hi": loss,
+                    "in_fit": True,
+                    "kind": "converged",
+                }
+            )
     return curves, pd.DataFrame(runs), pd.DataFrame(sel)
 
 

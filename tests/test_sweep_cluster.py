@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_sweep_run import cli, write
 
 RAY = Path(sys.executable).with_name("ray")
@@ -41,18 +40,34 @@ def ray_head(tmp_path):
     port = free_port()
     temp_dir = Path("/tmp") / f"ray-test-{port}"  # short: Ray's socket paths must stay under 108 bytes
     head = subprocess.Popen(
-        [str(RAY), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--disable-usage-stats", '--resources={"apcscale_test_cluster": 1}',
-         f"--temp-dir={temp_dir}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        [
+            str(RAY),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            '--resources={"apcscale_test_cluster": 1}',
+            f"--temp-dir={temp_dir}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     address = f"127.0.0.1:{port}"
     deadline = time.time() + 120
     status_env = {**env, "RAY_AUTH_MODE": "token"}
     while True:  # ready once `ray status` answers for this address
         if head.poll() is not None:
             pytest.fail(f"ray start --head exited: {head.stdout.read()}")
-        if subprocess.run([str(RAY), "status", f"--address={address}"], capture_output=True,
-                          env=status_env).returncode == 0:
+        if (
+            subprocess.run([str(RAY), "status", f"--address={address}"], capture_output=True, env=status_env).returncode
+            == 0
+        ):
             break
         if time.time() > deadline:
             os.killpg(head.pid, signal.SIGKILL)
@@ -103,8 +118,9 @@ def test_sweep_runs_on_an_existing_cluster_through_address(tmp_path, prepared_fs
 
 def test_a_ray_client_address_is_refused_with_what_to_use_instead(tmp_path, prepared_fsdd):
     path = write(tmp_path, prepared_fsdd, "client", frames=20_000, extra="pruning: {policy: off}")
-    proc = cli(path, "--address", "ray://127.0.0.1:10001", "--output", tmp_path / "out", "--no-progress",
-               env=dict(os.environ))
+    proc = cli(
+        path, "--address", "ray://127.0.0.1:10001", "--output", tmp_path / "out", "--no-progress", env=dict(os.environ)
+    )
     out, _ = proc.communicate(timeout=200)
     assert proc.returncode == 2, out
     said = " ".join(out.split())

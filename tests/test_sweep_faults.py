@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
 from test_sweep_run import _kill_group, cli
 
 RECIPE = """name: {name}
@@ -35,8 +34,9 @@ pruning: {{policy: off}}
 
 def write(tmp_path, name, manifest, sizes="{width: 8, depth: 1}", subsets="d7", frames=40_000, points=6):
     path = tmp_path / f"sweep_{name}.yaml"
-    path.write_text(RECIPE.format(name=name, manifest=manifest, sizes=sizes, subsets=subsets, frames=frames,
-                                  points=points))
+    path.write_text(
+        RECIPE.format(name=name, manifest=manifest, sizes=sizes, subsets=subsets, frames=frames, points=points)
+    )
     return path
 
 
@@ -54,7 +54,10 @@ def test_a_corrupt_shard_fails_its_run_and_stays_out_of_the_results(tmp_path, pr
     from apcscale.data import Manifest
 
     m = Manifest.load(data)
-    assert "train/shard-000004.tar" in m.subset("d4")["shards"] and "train/shard-000004.tar" not in m.subset("d3")["shards"]
+    assert (
+        "train/shard-000004.tar" in m.subset("d4")["shards"]
+        and "train/shard-000004.tar" not in m.subset("d3")["shards"]
+    )
     raw = bytearray(shard.read_bytes())
     raw[20_000:20_010] = bytes(10)
     shard.write_bytes(bytes(raw))
@@ -104,8 +107,12 @@ def _clean_points(sweep: Path, clean: Path) -> pd.DataFrame:
     torch.set_num_threads(1)
     try:
         for r in plan.runs:
-            run_training(from_dict(TrainRecipe, r.recipe), run_dir=clean / "runs" / r.run_id,
-                         manifest=plan.manifest, progress=False)
+            run_training(
+                from_dict(TrainRecipe, r.recipe),
+                run_dir=clean / "runs" / r.run_id,
+                manifest=plan.manifest,
+                progress=False,
+            )
     finally:
         torch.set_num_threads(threads)
     return load_tables(clean)[0]
@@ -120,8 +127,9 @@ def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked
     from apcscale.recipes.sweep import main as sweep_main
     from apcscale.train.rundir import RunDir
 
-    path = write(tmp_path, "ctrlc", prepared_fsdd, sizes="{width: 16, depth: 1}", subsets="d6, d7", frames=60_000,
-                 points=8)
+    path = write(
+        tmp_path, "ctrlc", prepared_fsdd, sizes="{width: 16, depth: 1}", subsets="d6, d7", frames=60_000, points=8
+    )
     sweep = tmp_path / "out" / "ctrlc"
     run_ids = ("lstm-w16-d1-d6-s0", "lstm-w16-d1-d7-s0")
     proc = cli(path, "--output", tmp_path / "out", "--no-progress", start_new_session=True)
@@ -140,7 +148,11 @@ def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked
             out = []
             for r in run_ids:
                 curve = sweep / "runs" / r / "curve.csv"
-                if curve.is_file() and len(curve.read_text().splitlines()) >= 4 and RunDir(curve.parent).ended() is None:
+                if (
+                    curve.is_file()
+                    and len(curve.read_text().splitlines()) >= 4
+                    and RunDir(curve.parent).ended() is None
+                ):
                     out.append(r)
             return out
 
@@ -154,8 +166,11 @@ def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked
     assert proc.returncode == 130, out
     assert "--resume" in out.splitlines()[-1]
     assert (sweep / "plan.json").is_file()  # nothing was deleted by the --overwrite
-    assert not any(json.loads(x).get("action") == "stop" for x in (sweep / "decisions.jsonl").read_text().splitlines()
-                   if x.strip() and json.loads(x).get("mode") != "shadow")
+    assert not any(
+        json.loads(x).get("action") == "stop"
+        for x in (sweep / "decisions.jsonl").read_text().splitlines()
+        if x.strip() and json.loads(x).get("mode") != "shadow"
+    )
     # a run in flight is interrupted ("running" if its worker was killed with Ray's processes before it
     # could say so), never stopped; one may have finished in the moment the signal took to arrive
     statuses = {r: RunDir(sweep / "runs" / r).status for r in run_ids}
@@ -182,7 +197,9 @@ def test_ctrl_c_then_resume_gives_a_clean_runs_points_and_a_live_sweep_is_locked
         upto = (w["frames"] <= resumed_at).to_numpy()
         # up to the checkpoint it resumed from: the clean run's evaluations exactly
         cols = ["step", "frames", "flops", "dev_loss", "copy_baseline", "lr"]
-        pd.testing.assert_frame_equal(g.loc[upto, cols].reset_index(drop=True), w.loc[upto, cols].reset_index(drop=True))
+        pd.testing.assert_frame_equal(
+            g.loc[upto, cols].reset_index(drop=True), w.loc[upto, cols].reset_index(drop=True)
+        )
         # after it: the same schedule, on batches in another order (the data stream restarts, docs/reliability.md)
         assert np.all(np.abs(g["frames"].to_numpy() - w["frames"].to_numpy()) <= 16 * 64)
         # (measured: up to 2.7% apart mid-curve, 0.9% at the end, on the first run of this test)

@@ -22,8 +22,11 @@ def test_a_held_lock_names_its_holder_and_is_released(tmp_path):
     sweep = tmp_path / "out" / "s"
     with SweepLock(sweep).acquire(command="test"):
         assert lock_path(sweep) == tmp_path / "out" / ".s.lock" and not sweep.exists()  # the sweep itself untouched
-        with pytest.raises(SweepLockError, match=rf"is in use by the sweep driver pid {os.getpid()} on host "
-                                                 rf"{socket.gethostname()}, started \d{{4}}-"):
+        with pytest.raises(
+            SweepLockError,
+            match=rf"is in use by the sweep driver pid {os.getpid()} on host "
+            rf"{socket.gethostname()}, started \d{{4}}-",
+        ):
             SweepLock(sweep).acquire()
         assert holder(sweep)["pid"] == os.getpid()
     assert holder(sweep) is None and lock_path(sweep).read_text() == ""
@@ -59,8 +62,10 @@ def test_drivers_started_together_on_a_new_output_get_one_lock(tmp_path):
 
 def test_a_killed_drivers_lock_is_taken_over_with_a_message(tmp_path):
     sweep = tmp_path / "s"
-    code = f"from apcscale.sweep.lock import SweepLock; lock = SweepLock({str(sweep)!r}).acquire(); print('held', flush=True); " \
-           "import time; time.sleep(60)"
+    code = (
+        f"from apcscale.sweep.lock import SweepLock; lock = SweepLock({str(sweep)!r}).acquire(); print('held', flush=True); "
+        "import time; time.sleep(60)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout.readline().strip() == "held"
@@ -70,7 +75,9 @@ def test_a_killed_drivers_lock_is_taken_over_with_a_message(tmp_path):
     proc.wait(timeout=30)
     with SweepLock(sweep) as lock:
         assert lock.took_over["pid"] == proc.pid
-        assert f"from the sweep driver pid {proc.pid}" in lock.stale_message() and "which is gone" in lock.stale_message()
+        assert (
+            f"from the sweep driver pid {proc.pid}" in lock.stale_message() and "which is gone" in lock.stale_message()
+        )
 
 
 def test_the_cli_refuses_a_live_sweep_before_touching_it(tmp_path, capsys):
@@ -110,17 +117,38 @@ def test_a_report_of_a_live_sweep_shows_its_runs_running(tmp_path):
     from apcscale.train.rundir import RunDir
 
     sweep = tmp_path / "s"
-    run = PlannedRun(run_id="r", arch="lstm", width=8, depth=1, label="lstm-w8-d1", subset="d0", D=1000, hours=0.003,
-                     seed=0, N=100, N_total=200, flops_per_frame=600.0, planned_frames=1000, planned_flops=6e5,
-                     est_seconds=1.0, cpus=1, gpus=0, workers=1, recipe={})
+    run = PlannedRun(
+        run_id="r",
+        arch="lstm",
+        width=8,
+        depth=1,
+        label="lstm-w8-d1",
+        subset="d0",
+        D=1000,
+        hours=0.003,
+        seed=0,
+        N=100,
+        N_total=200,
+        flops_per_frame=600.0,
+        planned_frames=1000,
+        planned_flops=6e5,
+        est_seconds=1.0,
+        cpus=1,
+        gpus=0,
+        workers=1,
+        recipe={},
+    )
     sweep.mkdir()
     Plan(name="s", manifest="m.json", runs=[run]).save(sweep / "plan.json")
     RunDir(sweep / "runs" / "r").start()
     assert load_tables(sweep)[1].set_index("run_id").loc["r", "status"] == "interrupted"
-    code = f"from apcscale.sweep.lock import SweepLock; lock = SweepLock({str(sweep)!r}).acquire(); print('held', flush=True); " \
-           "import time; time.sleep(60)"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        f"from apcscale.sweep.lock import SweepLock; lock = SweepLock({str(sweep)!r}).acquire(); print('held', flush=True); "
+        "import time; time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         assert load_tables(sweep)[1].set_index("run_id").loc["r", "status"] == "running"

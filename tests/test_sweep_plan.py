@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from apcscale.recipes.sweep import main as sweep_main
+from apcscale.sweep.budget import select_runs
 from apcscale.sweep.plan import Plan, PlannedRun, simulate_makespan
 from apcscale.sweep.planner import build_plan, order_runs
-from apcscale.sweep.budget import select_runs
 from apcscale.sweep.recipe import ComputeBudget, SweepRecipe, load_sweep_recipe
 from apcscale.utils.schema import RecipeError, from_dict
 
@@ -27,11 +27,20 @@ def test_shipped_sweep_recipes_validate(path):
 def small_recipe(manifest, **over):
     data = {
         "name": "t",
-        "data": {"manifest": str(manifest), "crop_frames": 64, "batch_size": 16, "num_workers": 0,
-                 "eval_crop_frames": 200},
-        "grid": {"models": {"lstm": [{"width": 8, "depth": 1}, {"width": 32, "depth": 2}],
-                            "transformer": [{"width": 8, "depth": 1, "heads": 1}, {"width": 32, "depth": 2, "heads": 1}]},
-                 "subsets": ["d1", "d7"]},
+        "data": {
+            "manifest": str(manifest),
+            "crop_frames": 64,
+            "batch_size": 16,
+            "num_workers": 0,
+            "eval_crop_frames": 200,
+        },
+        "grid": {
+            "models": {
+                "lstm": [{"width": 8, "depth": 1}, {"width": 32, "depth": 2}],
+                "transformer": [{"width": 8, "depth": 1, "heads": 1}, {"width": 32, "depth": 2, "heads": 1}],
+            },
+            "subsets": ["d1", "d7"],
+        },
         "train_budget": {"frames": 20_000},
         "eval": {"points": 6},
         "trainer": {"accelerator": "cpu"},
@@ -65,21 +74,47 @@ trainer: {{accelerator: cpu}}
 """
 
 
-@pytest.mark.parametrize("models, subsets, extra, message", [
-    ("{rnn: [{width: 8, depth: 1}]}", "[d1, d7]", "",
-     r"grid\.models\.rnn: unknown architecture 'rnn' \(choose from lstm, gru, transformer\)"),
-    ("{gru: [{width: 8, depth: 1, heads: 2}]}", "[d1, d7]", "",
-     r"grid\.models\.gru: size 8x1: only transformers have heads"),
-    ("{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}", "[d1, d99]", "",
-     r"grid\.subsets\[1\]: the manifest has no subset 'd99' \(it has d0 .*d7"),
-    ("{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}", "[d1, d7]", "budget: {flops: 1000}",
-     r"budget: the smallest plan .* needs .*FLOP of 1kFLOP"),
-    ("{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}", "[d1, d7]",
-     "rules: [{match: {width: 16}, set: {optim.lr: fast}}]",
-     r"rules\[0\]: for run lstm-w16-d1-d1-s0: .*optim\.lr: expected a number, got 'fast'"),
-    ("{transformer: [{width: 48, depth: 1, heads: 5}]}", "[d1, d7]", "",
-     r"grid\.models\.transformer\[0\]: size 48x1: .*heads: width 48 is not divisible by 5 heads"),
-])
+@pytest.mark.parametrize(
+    "models, subsets, extra, message",
+    [
+        (
+            "{rnn: [{width: 8, depth: 1}]}",
+            "[d1, d7]",
+            "",
+            r"grid\.models\.rnn: unknown architecture 'rnn' \(choose from lstm, gru, transformer\)",
+        ),
+        (
+            "{gru: [{width: 8, depth: 1, heads: 2}]}",
+            "[d1, d7]",
+            "",
+            r"grid\.models\.gru: size 8x1: only transformers have heads",
+        ),
+        (
+            "{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}",
+            "[d1, d99]",
+            "",
+            r"grid\.subsets\[1\]: the manifest has no subset 'd99' \(it has d0 .*d7",
+        ),
+        (
+            "{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}",
+            "[d1, d7]",
+            "budget: {flops: 1000}",
+            r"budget: the smallest plan .* needs .*FLOP of 1kFLOP",
+        ),
+        (
+            "{lstm: [{width: 8, depth: 1}, {width: 16, depth: 1}]}",
+            "[d1, d7]",
+            "rules: [{match: {width: 16}, set: {optim.lr: fast}}]",
+            r"rules\[0\]: for run lstm-w16-d1-d1-s0: .*optim\.lr: expected a number, got 'fast'",
+        ),
+        (
+            "{transformer: [{width: 48, depth: 1, heads: 5}]}",
+            "[d1, d7]",
+            "",
+            r"grid\.models\.transformer\[0\]: size 48x1: .*heads: width 48 is not divisible by 5 heads",
+        ),
+    ],
+)
 def test_bad_recipes_fail_before_any_trial_starts(tmp_path, prepared_fsdd, capsys, models, subsets, extra, message):
     import re
 
@@ -124,8 +159,14 @@ def test_a_gru_grid_plans_with_frame_batches_and_shows_the_padding(prepared_fsdd
     from apcscale.models.net import APCNet
     from apcscale.sweep.display import plan_summary
 
-    recipe = small_recipe(prepared_fsdd, **{"grid.models": {"gru": [{"width": 8, "depth": 1}, {"width": 16, "depth": 2}]},
-                                            "data.batch_size": None, "data.batch_frames": 1024})
+    recipe = small_recipe(
+        prepared_fsdd,
+        **{
+            "grid.models": {"gru": [{"width": 8, "depth": 1}, {"width": 16, "depth": 2}]},
+            "data.batch_size": None,
+            "data.batch_frames": 1024,
+        },
+    )
     plan = build_plan(recipe, prepared_fsdd, capacity={"cpus": 2, "gpus": 0}, log=lambda *a: None)
     assert len(plan.runs) == 4 and {r.arch for r in plan.runs} == {"gru"}
     for r in plan.runs:
@@ -137,10 +178,27 @@ def test_a_gru_grid_plans_with_frame_batches_and_shows_the_padding(prepared_fsdd
 
 
 def run(arch, N, D, seed=0, flops=None, secs=10.0):
-    return PlannedRun(run_id=f"{arch}-{N}-{D}-{seed}", arch=arch, width=N, depth=1, label=f"{arch}-{N}", subset=f"s{D}",
-                      D=D, hours=D / 360000, seed=seed, N=N, N_total=N, flops_per_frame=6 * N, planned_frames=1000,
-                      planned_flops=flops if flops is not None else 6.0 * N * 1000, est_seconds=secs, cpus=1, gpus=0,
-                      workers=1, recipe={})
+    return PlannedRun(
+        run_id=f"{arch}-{N}-{D}-{seed}",
+        arch=arch,
+        width=N,
+        depth=1,
+        label=f"{arch}-{N}",
+        subset=f"s{D}",
+        D=D,
+        hours=D / 360000,
+        seed=seed,
+        N=N,
+        N_total=N,
+        flops_per_frame=6 * N,
+        planned_frames=1000,
+        planned_flops=flops if flops is not None else 6.0 * N * 1000,
+        est_seconds=secs,
+        cpus=1,
+        gpus=0,
+        workers=1,
+        recipe={},
+    )
 
 
 def grid(sizes=(1e3, 1e4, 1e5, 1e6), data=(1e3, 1e4, 1e5), seeds=(0,)):
@@ -243,8 +301,10 @@ def test_data_twins_are_the_same_recipe_on_more_data(prepared_fsdd):
     assert twins["transformer-w32-d2-d4-s0"] == ["transformer-w32-d2-d7-s0"]
     assert twins["lstm-w8-d1-d7-s0"] == []  # all the data: nothing larger
     # a rule that changes one subset's recipe makes those runs no longer twins of the others
-    ruled = small_recipe(prepared_fsdd, **{"grid.subsets": ["d1", "d4", "d7"],
-                                           "rules": [{"match": {"subset": "d7"}, "set": {"optim.lr": 4e-4}}]})
+    ruled = small_recipe(
+        prepared_fsdd,
+        **{"grid.subsets": ["d1", "d4", "d7"], "rules": [{"match": {"subset": "d7"}, "set": {"optim.lr": 4e-4}}]},
+    )
     plan = build_plan(ruled, prepared_fsdd, capacity={"cpus": 2, "gpus": 0}, log=lambda *a: None)
     assert {r.run_id: r.twins for r in plan.runs}["lstm-w8-d1-d1-s0"] == ["lstm-w8-d1-d4-s0"]
     # found again from the manifest for a plan saved before twins were recorded

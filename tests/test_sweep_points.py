@@ -10,8 +10,9 @@ from apcscale.sweep.points import run_point, run_points, select
 
 
 def curve(run_id, frames, losses, fpf=1e4):
-    return pd.DataFrame({"run_id": run_id, "frames": frames, "flops": np.asarray(frames, float) * fpf,
-                         "dev_loss": losses})
+    return pd.DataFrame(
+        {"run_id": run_id, "frames": frames, "flops": np.asarray(frames, float) * fpf, "dev_loss": losses}
+    )
 
 
 def power(frames, floor=0.3, a=2.0, alpha=0.35):
@@ -19,9 +20,23 @@ def power(frames, floor=0.3, a=2.0, alpha=0.35):
 
 
 def row(run_id, status, converged, planned_frames, cooldown_frames=np.nan, fpf=1e4, N=1e4, D=1e5, seed=0):
-    return pd.Series({"run_id": run_id, "status": status, "converged": converged, "planned_frames": planned_frames,
-                      "planned_flops": planned_frames * fpf, "cooldown_frames": cooldown_frames, "arch": "lstm",
-                      "label": f"lstm-{N}", "N": N, "subset": "d5", "D": D, "hours": D / 360000, "seed": seed})
+    return pd.Series(
+        {
+            "run_id": run_id,
+            "status": status,
+            "converged": converged,
+            "planned_frames": planned_frames,
+            "planned_flops": planned_frames * fpf,
+            "cooldown_frames": cooldown_frames,
+            "arch": "lstm",
+            "label": f"lstm-{N}",
+            "N": N,
+            "subset": "d5",
+            "D": D,
+            "hours": D / 360000,
+            "seed": seed,
+        }
+    )
 
 
 FRAMES = np.geomspace(1e3, 1e6, 24).round()
@@ -77,8 +92,10 @@ def test_no_point_from_a_failed_or_empty_run():
 
 
 def test_selection_is_the_median_over_seeds_with_the_weakest_kind():
-    runs = pd.DataFrame([row(f"r{s}", "finished", True, 1e6, seed=s) for s in range(3)]
-                        + [row("x", "finished", False, 1e6, cooldown_frames=8e5, N=2e4)])
+    runs = pd.DataFrame(
+        [row(f"r{s}", "finished", True, 1e6, seed=s) for s in range(3)]
+        + [row("x", "finished", False, 1e6, cooldown_frames=8e5, N=2e4)]
+    )
     finals = [0.40, 0.42, 0.41]
     pts = []
     for s, f in enumerate(finals):

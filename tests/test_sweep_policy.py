@@ -158,8 +158,23 @@ def test_decisions_carry_their_numbers():
     policy = make_policy(min_fraction=0.25)
     feed(policy, complete("small", "mid") + lockstep("big", "limited"))
     d = policy.stopped["limited"].to_dict()
-    for key in ("run_id", "action", "reason", "compute", "planned", "fraction", "best", "envelope_now",
-                "envelope_end", "predicted_end", "predicted_lo", "predicted_hi", "min_gap", "gap_at", "points"):
+    for key in (
+        "run_id",
+        "action",
+        "reason",
+        "compute",
+        "planned",
+        "fraction",
+        "best",
+        "envelope_now",
+        "envelope_end",
+        "predicted_end",
+        "predicted_lo",
+        "predicted_hi",
+        "min_gap",
+        "gap_at",
+        "points",
+    ):
         assert d[key] is not None, key
     assert d["compute"] == pytest.approx(d["fraction"] * d["planned"])
 
@@ -177,11 +192,13 @@ def constant_band(value):
     def extrapolate(x, y, t, level):
         v = np.full(len(t), value)
         return Band(mean=v, lo=v, hi=v)
+
     return extrapolate
 
 
 def test_learning_rate_cooldown_can_still_bring_a_run_to_the_frontier():
     """A stable-phase extrapolation 1% above the envelope: kept when a cooldown is ahead, stopped without."""
+
     def run_with(cooldown_start):
         policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, cooldown_gain=0.02), extrapolate=constant_band(0.505))
         policy.register("other", 1e10)
@@ -204,8 +221,9 @@ def test_cooldown_bonus_is_learned_from_finished_runs():
     for c, l in zip(C[:-1], L[:-1]):
         policy.observe("done", c, l)
     assert policy.cooldown_gain() == pytest.approx(0.01)  # not finished yet: the configured prior
-    stable_end = policy.extrapolate(C[1:-1][C[1:-1] <= 0.8e10] / 1e10, np.minimum.accumulate(L[1:-1][C[1:-1] <= 0.8e10]),
-                                    np.array([1.0]), 0.8).mean[-1]
+    stable_end = policy.extrapolate(
+        C[1:-1][C[1:-1] <= 0.8e10] / 1e10, np.minimum.accumulate(L[1:-1][C[1:-1] <= 0.8e10]), np.array([1.0]), 0.8
+    ).mean[-1]
     policy.observe("done", C[-1], 0.95 * stable_end)  # the cooldown took it 5% below its trend
     assert policy.cooldown_gain() == pytest.approx(0.05, abs=2e-3)
 
@@ -217,7 +235,16 @@ def test_a_run_past_its_best_is_judged_on_its_best():
     policy.register("other", 1e10)
     policy.register("r", 1e10, cooldown_start=0.8)
     policy.observe("other", 1e9, 0.40)
-    curve_r = [(0.05, 0.9), (0.08, 0.7), (0.12, 0.55), (0.16, 0.47), (0.2, 0.45), (0.25, 0.452), (0.3, 0.47), (0.4, 0.5)]
+    curve_r = [
+        (0.05, 0.9),
+        (0.08, 0.7),
+        (0.12, 0.55),
+        (0.16, 0.47),
+        (0.2, 0.45),
+        (0.25, 0.452),
+        (0.3, 0.47),
+        (0.4, 0.5),
+    ]
     decisions = []
     for frac, loss in curve_r:
         policy.observe("r", frac * 1e10, loss)
@@ -250,8 +277,9 @@ def test_band_scale_is_the_conformal_quantile_of_the_finished_runs_scores():
     """Each finished run scores, per prefix, the band scale its real end needed; a decision uses the
     ceil((n + 1)(1 - a))-th smallest of the n scores at its fraction (a = (1 - level) / 2)."""
     ends = np.linspace(0.97, 1.02, 12)  # ends relative to the best before the last point
-    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, level=0.8, calibrate_min=10, calibrate_floor=0.0),
-                            extrapolate=ratio_band)
+    policy = FrontierPolicy(
+        PolicyConfig(min_fraction=0.25, level=0.8, calibrate_min=10, calibrate_floor=0.0), extrapolate=ratio_band
+    )
     finished_family(policy, 12, ends)
     assert len(policy.scores) == 12
     # by hand, for the prefix ending at the last evaluation before the end (fraction FRACTIONS[-2]):
@@ -280,6 +308,7 @@ def test_band_scale_is_the_conformal_quantile_of_the_finished_runs_scores():
 def test_calibrated_band_stops_earlier_when_real_curves_are_more_predictable_than_the_band():
     """Finished runs that all ended near their extrapolated mean shrink the band: a run whose model
     band still dips below the envelope is stopped on the calibrated one; without calibration it is kept."""
+
     def decide_with(calibrate):
         policy = FrontierPolicy(PolicyConfig(min_fraction=0.25, calibrate=calibrate), extrapolate=ratio_band)
         # runs 100x larger (so that their curves lie far above r's at r's compute) that all ended above
@@ -350,7 +379,7 @@ def test_a_run_behind_its_larger_twin_is_stopped_as_dominated():
     d = policy.stopped["limited"]
     assert d.twin == "full" and "larger twin full" in d.reason
     assert 0.25 <= d.fraction < 0.5
-    gaps = limited[i - 1: i + 1] / full[i - 1: i + 1] - 1
+    gaps = limited[i - 1 : i + 1] / full[i - 1 : i + 1] - 1
     assert d.twin_gap == pytest.approx(gaps.min()) and d.twin_gap > 0.02
     assert d.twin_tol == pytest.approx(0.03)
     # without the twin rule the same run is not stopped there

@@ -9,10 +9,10 @@ from the scripted curves of test_sweep_policy: "small" and "mid" on the envelope
 import numpy as np
 import pandas as pd
 import pytest
+from test_sweep_policy import RUNS
 
 from apcscale.sweep.policy import Band, PolicyConfig
 from apcscale.sweep.replay import hindsight_spend, replay
-from test_sweep_policy import RUNS
 
 SIZES = {"small": 1e3, "mid": 4e3, "big": 1.6e4, "limited": 4e3}
 
@@ -21,8 +21,16 @@ def table(runs=RUNS):
     rows = []
     for run_id, (planned, (C, L)) in runs.items():
         for c, l in zip(C, L):
-            rows.append({"run_id": run_id, "arch": "lstm", "N": SIZES.get(run_id, 1e3), "flops": c, "dev_loss": l,
-                         "wall_time": c / planned * 10.0})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "arch": "lstm",
+                    "N": SIZES.get(run_id, 1e3),
+                    "flops": c,
+                    "dev_loss": l,
+                    "wall_time": c / planned * 10.0,
+                }
+            )
     return pd.DataFrame(rows), {r: p for r, (p, _) in runs.items()}
 
 
@@ -42,13 +50,20 @@ def test_replay_stops_the_run_off_the_frontier_and_keeps_the_fit():
 def test_a_stop_that_was_wrong_is_reported_with_how_far_below_the_envelope_it_went():
     """An extrapolation that always promises a high loss stops the big run early, though its real
     curve goes below everything the others reach: a wrong stop, and the frontier fit moves."""
+
     def pessimist(x, y, targets, level):
         high = np.full(len(targets), 10.0)
         return Band(mean=high, lo=high, hi=high)
 
     points, planned = table()
-    r = replay(points, planned, PolicyConfig(min_fraction=0.25, calibrate=False, twins=False), timeline="complete",
-               extrapolate=pessimist, bootstrap=0)
+    r = replay(
+        points,
+        planned,
+        PolicyConfig(min_fraction=0.25, calibrate=False, twins=False),
+        timeline="complete",
+        extrapolate=pessimist,
+        bootstrap=0,
+    )
     wrong = {w["run_id"]: w for w in r.wrong_stops}
     assert "big" in wrong and wrong["big"]["below_by"] > 0
     C, L = RUNS["big"][1]

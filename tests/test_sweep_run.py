@@ -40,8 +40,15 @@ def write(tmp_path, manifest, name, frames=30_000, extra=""):
 def cli(*args, timeout=300, env=None, **kw):
     env = dict(env or os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-m", "apcscale.recipes.sweep", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "apcscale.recipes.sweep", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def test_a_diverging_run_is_recorded_failed_and_the_sweep_completes(diverged_sweep):
@@ -135,8 +142,10 @@ def test_a_run_that_finished_just_before_the_kill_is_not_shown_as_started_again(
     from apcscale.sweep.runner import _sync_board_from_disk
     from apcscale.sweep.searcher import PlanSearcher
 
-    metas = [{"run_id": r, "cpus": 1, "gpus": 0, "workers": 1, "planned_flops": 1e9, "est_seconds": 1.0,
-              "N": 1e3, "D": 1e3} for r in ("a", "b")]
+    metas = [
+        {"run_id": r, "cpus": 1, "gpus": 0, "workers": 1, "planned_flops": 1e9, "est_seconds": 1.0, "N": 1e3, "D": 1e3}
+        for r in ("a", "b")
+    ]
     (tmp_path / "runs" / "a").mkdir(parents=True)
     (tmp_path / "runs" / "a" / "summary.json").write_text(json.dumps({"status": "finished"}))
     board = SweepBoard(metas)
@@ -152,8 +161,10 @@ def test_a_crashed_trial_is_retried_from_its_checkpoint_and_the_sweep_goes_on(tm
     """The process training a run dies (as when a node is lost): Tune retries the trial, the run
     continues from its last checkpoint (its curve is not restarted), the other runs are unaffected."""
     target = "lstm-w32-d2-d7-s0"
-    extra = ("rules:\n  - match: {arch: lstm, width: 32, subset: d7}\n    set: {budget.frames: 200000}\n"
-             "pruning: {policy: off}")
+    extra = (
+        "rules:\n  - match: {arch: lstm, width: 32, subset: d7}\n    set: {budget.frames: 200000}\n"
+        "pruning: {policy: off}"
+    )
     path = write(tmp_path, prepared_fsdd, "crash", extra=extra)
     sweep = tmp_path / "out" / "crash"
     proc = cli(path, "--output", tmp_path / "out", "--no-progress", start_new_session=True)

@@ -52,12 +52,15 @@ def drive(sched, order):
         if actions.get(run_id) == TrialScheduler.STOP:
             continue
         C, L = scripted(run_id)
-        actions[run_id] = sched.on_trial_result(None, trial(run_id), {"run_id": run_id, "flops": C[i], "dev_loss": L[i]})
+        actions[run_id] = sched.on_trial_result(
+            None, trial(run_id), {"run_id": run_id, "flops": C[i], "dev_loss": L[i]}
+        )
     return actions
 
 
-ORDER = ([(r, i) for r in ("small", "mid") for i in range(len(FRACTIONS))]
-         + [(r, i) for i in range(len(FRACTIONS)) for r in ("big", "limited")])
+ORDER = [(r, i) for r in ("small", "mid") for i in range(len(FRACTIONS))] + [
+    (r, i) for i in range(len(FRACTIONS)) for r in ("big", "limited")
+]
 
 
 def test_scheduler_stops_the_run_leaving_the_frontier_and_logs_every_decision(tmp_path):
@@ -103,14 +106,14 @@ def test_scheduler_rebuilds_its_curves_from_the_sweep_directory(tmp_path):
 # inside a real Tuner
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ray_local():
     if ray.is_initialized():
         ray.shutdown()
     # the trials run functions of this module: workers need the tests folder on their path
     here = str(Path(__file__).resolve().parent)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": here}})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": here}})
     yield
     ray.shutdown()
 

@@ -32,8 +32,11 @@ def recipe(manifest, arch, **over):
 
 @pytest.mark.parametrize("arch,batching", [("lstm", "bucket"), ("transformer", "bucket"), ("gru", "pack")])
 def test_short_run_dev_loss_goes_down(prepared_fsdd, tmp_path, arch, batching):
-    data = {"batching": batching} if batching == "bucket" else {"batching": batching, "batch_size": None,
-                                                                 "batch_frames": 1024}
+    data = (
+        {"batching": batching}
+        if batching == "bucket"
+        else {"batching": batching, "batch_size": None, "batch_frames": 1024}
+    )
     r = recipe(prepared_fsdd, arch, **{f"data__{k}": v for k, v in data.items()})
     result = run_training(r, run_dir=tmp_path / arch, progress=False)
     curve = result.curve
@@ -79,14 +82,25 @@ def test_a_cooldown_branch_starts_from_its_parents_checkpoint(prepared_fsdd, tmp
     same dev loss; its frames and FLOPs go on from the parent's) and spends only the cooldown."""
     import torch
 
-    parent = run_training(recipe(prepared_fsdd, "lstm", optim__schedule="constant", budget__frames=8_000,
-                                 model__width=16), run_dir=tmp_path / "parent", progress=False)
+    parent = run_training(
+        recipe(prepared_fsdd, "lstm", optim__schedule="constant", budget__frames=8_000, model__width=16),
+        run_dir=tmp_path / "parent",
+        progress=False,
+    )
     ckpt = tmp_path / "parent" / "checkpoints" / "last.ckpt"
     F0 = int(torch.load(ckpt, map_location="cpu", weights_only=False)["apcscale"]["frames_seen"])
     assert F0 == parent.summary["frames"]
     # a cooldown of half the branch (~8k frames, 8 or more steps): the last step's rate is near zero
-    b = recipe(prepared_fsdd, "lstm", optim__schedule="wsd", optim__decay=0.5, budget__frames=int(F0 / 0.5),
-               model__width=16, eval__spacing="linear", eval__points=10)
+    b = recipe(
+        prepared_fsdd,
+        "lstm",
+        optim__schedule="wsd",
+        optim__decay=0.5,
+        budget__frames=int(F0 / 0.5),
+        model__width=16,
+        eval__spacing="linear",
+        eval__points=10,
+    )
     b.init_from = str(ckpt)
     branch = run_training(b, run_dir=tmp_path / "branch", progress=False)
     curve = branch.curve
@@ -167,8 +181,13 @@ def test_a_scheduler_stop_is_told_from_an_interruption(prepared_fsdd, tmp_path):
     decision = {"run_id": "x", "action": "stop", "reason": "extrapolated above the frontier"}
     for name, answer, status in (("stop", decision, "stopped"), ("ctrl-c", None, "interrupted")):
         with pytest.raises(SystemExit):
-            run_training(r, run_dir=tmp_path / name, progress=False, callbacks=[RaiseAt(SystemExit(0), 2)],
-                         stopped_by=lambda answer=answer: answer)
+            run_training(
+                r,
+                run_dir=tmp_path / name,
+                progress=False,
+                callbacks=[RaiseAt(SystemExit(0), 2)],
+                stopped_by=lambda answer=answer: answer,
+            )
         s = RunDir(tmp_path / name).read_summary()
         assert s["status"] == status
         assert s.get("decision") == answer

@@ -30,8 +30,14 @@ def write(tmp_path, text):
         ("budget: {frames: 10, steps: 5}", r"budget: set exactly one of frames, steps, epochs"),
         ("model: {arch: rnn}", r"model\.arch: expected one of 'lstm', 'gru', 'transformer'"),
         ("data: {batch_size: 0}", r"data\.batch_size: must be positive"),
-        ("data: {batch_size: 32, batch_frames: 4096}", r"data\.batch_frames: give batch_size .* or batch_frames .*not both"),
-        ("data: {crop_frames: 256, batch_frames: 200}", r"data\.batch_frames: must hold at least one crop of crop_frames = 256"),
+        (
+            "data: {batch_size: 32, batch_frames: 4096}",
+            r"data\.batch_frames: give batch_size .* or batch_frames .*not both",
+        ),
+        (
+            "data: {crop_frames: 256, batch_frames: 200}",
+            r"data\.batch_frames: must hold at least one crop of crop_frames = 256",
+        ),
         ("data: {batching: pack}", r"data\.batching: pack fills batches by frames: set batch_frames"),
         ("data: {batching: sorted}", r"data\.batching: expected one of 'bucket', 'pack', 'random'"),
         ("trainer: {precision: fp8}", r"trainer\.precision: must be one of"),

@@ -42,24 +42,52 @@ def installed(tmp_path_factory) -> dict:
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "apcscale", src / "apcscale", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = base / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-         "-w", str(dist), str(src)], cwd=base, env=env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(dist),
+            str(src),
+        ],
+        cwd=base,
+        env=env,
+    )
     (wheel,) = dist.glob("apcscale-*.whl")
 
     venv = base / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=base, env=env)
     python = venv / "bin" / "python"
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
-         str(wheel)], cwd=base, env=env)
-    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                    cwd=base, env=env).stdout.strip())
+    run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        cwd=base,
+        env=env,
+    )
+    site = Path(
+        run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base, env=env
+        ).stdout.strip()
+    )
     deps = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     (site / "_apcscale_test_deps.pth").write_text("".join(f"{d}\n" for d in deps))  # plain paths: no hooks run
     elsewhere = base / "elsewhere"
     elsewhere.mkdir()
     env["APCSCALE_CACHE"] = str(base / "cache")
-    return {"wheel": wheel, "venv": venv, "python": python, "site": site, "cwd": elsewhere, "env": env,
-            "apcscale": venv / "bin" / "apcscale"}
+    return {
+        "wheel": wheel,
+        "venv": venv,
+        "python": python,
+        "site": site,
+        "cwd": elsewhere,
+        "env": env,
+        "apcscale": venv / "bin" / "apcscale",
+    }
 
 
 def test_the_wheel_holds_the_recipes_and_the_command(installed):
@@ -72,12 +100,22 @@ def test_the_wheel_holds_the_recipes_and_the_command(installed):
 
 
 def test_the_fresh_venv_imports_its_own_copy_not_the_repository(installed):
-    out = run([str(installed["python"]), "-c",
-               "import apcscale, apcscale.recipes.catalog as c, sys; print(apcscale.__file__); print(c.PACKAGED); "
-               "print('\\n'.join(sys.path))"], cwd=installed["cwd"], env=installed["env"]).stdout.splitlines()
+    out = run(
+        [
+            str(installed["python"]),
+            "-c",
+            "import apcscale, apcscale.recipes.catalog as c, sys; print(apcscale.__file__); print(c.PACKAGED); "
+            "print('\\n'.join(sys.path))",
+        ],
+        cwd=installed["cwd"],
+        env=installed["env"],
+    ).stdout.splitlines()
     module, packaged, *path = out
     assert Path(module).is_relative_to(installed["site"]), module
-    assert Path(packaged).is_relative_to(installed["site"]) and sorted(p.name for p in Path(packaged).glob("*.yaml")) == SHIPPED
+    assert (
+        Path(packaged).is_relative_to(installed["site"])
+        and sorted(p.name for p in Path(packaged).glob("*.yaml")) == SHIPPED
+    )
     assert not any(p and Path(p).resolve() == ROOT for p in path), path
 
 
@@ -86,15 +124,21 @@ def test_recipes_list_and_cp_from_another_folder(installed):
     listed = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
     assert [f"{name}.yaml" for name in listed[: len(SHIPPED)]] == SHIPPED, out
     assert str(installed["site"]) in out  # "shipped recipes: <the venv's copy>"
-    run([str(installed["apcscale"]), "recipes", "cp", "sweep_default", "study.yaml"], cwd=installed["cwd"],
-        env=installed["env"])
+    run(
+        [str(installed["apcscale"]), "recipes", "cp", "sweep_default", "study.yaml"],
+        cwd=installed["cwd"],
+        env=installed["env"],
+    )
     copy = installed["cwd"] / "study.yaml"
     assert copy.read_bytes() == (ROOT / "apcscale" / "recipes" / "configs" / "sweep_default.yaml").read_bytes()
 
 
 def test_the_default_sweep_plans_from_the_installed_wheel(installed, fsdd_dir):
-    proc = run([str(installed["apcscale"]), "sweep", "--dry-run", "--no-probe", "--audio", str(fsdd_dir)],
-               cwd=installed["cwd"], env=installed["env"])
+    proc = run(
+        [str(installed["apcscale"]), "sweep", "--dry-run", "--no-probe", "--audio", str(fsdd_dir)],
+        cwd=installed["cwd"],
+        env=installed["env"],
+    )
     out = proc.stdout
     shipped = installed["site"] / "apcscale" / "recipes" / "configs" / "sweep_default.yaml"
     assert "sweep fsdd-default" in out and str(shipped) in out.replace("\n", ""), out

@@ -1,8 +1,8 @@
 """Speech data: audio -> log-Mel WebDataset shards with nested subsets -> a streaming LightningDataModule.
 
-    audio = resolve_audio()                           # --audio DIR, $APCSCALE_AUDIO, or FSDD (cached)
-    manifest = ensure_prepared(audio, "prepared/")    # shards + manifest.json (reused when current)
-    dm = APCDataModule(manifest, subset="d3", crop_frames=256, batch_size=32)
+audio = resolve_audio()                           # --audio DIR, $APCSCALE_AUDIO, or FSDD (cached)
+manifest = ensure_prepared(audio, "prepared/")    # shards + manifest.json (reused when current)
+dm = APCDataModule(manifest, subset="d3", crop_frames=256, batch_size=32)
 """
 
 from apcscale.data.errors import (

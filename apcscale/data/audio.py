@@ -141,14 +141,17 @@ def scan_audio(root: str | Path) -> tuple[list[AudioFile], list[dict[str, str]]]
         if info.frames <= 0 or info.samplerate <= 0:
             skipped.append({"path": rel, "reason": "empty: no audio samples"})
             continue
-        files.append(AudioFile(path, rel, key, speaker_of(rel), int(info.samplerate), int(info.frames),
-                               int(info.channels), int(size)))
+        files.append(
+            AudioFile(
+                path, rel, key, speaker_of(rel), int(info.samplerate), int(info.frames), int(info.channels), int(size)
+            )
+        )
     return files, skipped
 
 
 def command_output(command: str, timeout: float = 600.0) -> bytes:
     """The stdout of a shell command (a Kaldi wav.scp pipe); an error names the command and its stderr."""
-    proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    proc = subprocess.run(command, shell=True, capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         raise OSError(f"command exited with status {proc.returncode}: {command} {tail[0]}".strip())
@@ -157,16 +160,23 @@ def command_output(command: str, timeout: float = 600.0) -> bytes:
     return proc.stdout
 
 
-def read_audio(path: str | Path, *, offset: int | None = None, frames: int | None = None,
-               command: str | None = None, select: list[int] | None = None) -> tuple[np.ndarray, int]:
+def read_audio(
+    path: str | Path,
+    *,
+    offset: int | None = None,
+    frames: int | None = None,
+    command: str | None = None,
+    select: list[int] | None = None,
+) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate (channels are averaged).
 
     offset/frames: only that span (samples); command: the audio is that shell command's output;
     select: average only these channels.
     """
     source = io.BytesIO(command_output(command)) if command is not None else str(path)
-    data, sr = sf.read(source, dtype="float32", always_2d=True, start=offset or 0,
-                       frames=-1 if frames is None else frames)
+    data, sr = sf.read(
+        source, dtype="float32", always_2d=True, start=offset or 0, frames=-1 if frames is None else frames
+    )
     if select is not None:
         data = data[:, list(select)]
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]

@@ -57,8 +57,15 @@ def _design(x: np.ndarray, k: int, shift: int) -> tuple[np.ndarray, np.ndarray]:
     return X, x[shift:]
 
 
-def fit_linear(manifest: Manifest, subsets: list[str], *, k: int = LINEAR_K, shift: int = 3,
-               ridge: float = RIDGE, block: int = 20_000) -> dict[str, np.ndarray]:
+def fit_linear(
+    manifest: Manifest,
+    subsets: list[str],
+    *,
+    k: int = LINEAR_K,
+    shift: int = 3,
+    ridge: float = RIDGE,
+    block: int = 20_000,
+) -> dict[str, np.ndarray]:
     """Least-squares W (k*F + 1, F) of each subset, fitted on its training utterances (whole, normalised)."""
     mean, std = manifest.mean, manifest.std
     order = sorted(subsets, key=lambda s: int(manifest.subset(s)["frames"]))
@@ -97,12 +104,18 @@ def fit_linear(manifest: Manifest, subsets: list[str], *, k: int = LINEAR_K, shi
     return out
 
 
-def dev_baselines(manifest_path: str | Path, subsets: list[str], *, eval_crop_frames: int, time_shift: int = 3,
-                  k: int = LINEAR_K) -> dict[str, Any]:
+def dev_baselines(
+    manifest_path: str | Path, subsets: list[str], *, eval_crop_frames: int, time_shift: int = 3, k: int = LINEAR_K
+) -> dict[str, Any]:
     """Dev L1 of copy-last-frame and of the linear predictor fitted on each subset, on the dev
     positions the model's loss uses (eval_crop_frames as the runs evaluate)."""
-    dm = APCDataModule(manifest_path, subset=subsets[-1] if subsets else None, eval_crop_frames=eval_crop_frames,
-                       crop_frames=max(eval_crop_frames, 8), num_workers=0)
+    dm = APCDataModule(
+        manifest_path,
+        subset=subsets[-1] if subsets else None,
+        eval_crop_frames=eval_crop_frames,
+        crop_frames=max(eval_crop_frames, 8),
+        num_workers=0,
+    )
     dm.setup()
     m = dm.manifest
     assert m is not None

@@ -22,8 +22,9 @@ a finite stream's last crops make the last batch(es).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 BATCHING = ("bucket", "pack", "random")
 
@@ -64,8 +65,11 @@ def cut(items: Sequence[Item], spec: BatchSpec) -> list[list[Item]]:
     longest = 0
     for item in items:
         n = _length(item)
-        if current and (len(current) == spec.batch_size if spec.batch_frames is None
-                        else (len(current) + 1) * max(longest, n) > spec.batch_frames):
+        if current and (
+            len(current) == spec.batch_size
+            if spec.batch_frames is None
+            else (len(current) + 1) * max(longest, n) > spec.batch_frames
+        ):
             batches.append(current)
             current, longest = [], 0
         current.append(item)
@@ -129,7 +133,7 @@ class Batcher:
             rows = pack_rows(items, s.row_frames)
             self.rng.shuffle(rows)
             per = s.batch_frames // s.row_frames
-            return [rows[i:i + per] for i in range(0, len(rows), per)]
+            return [rows[i : i + per] for i in range(0, len(rows), per)]
         if s.batching == "bucket":
             items = sorted(items, key=lambda c: (_length(c), c[0], c[1]))
         return cut(items, s)

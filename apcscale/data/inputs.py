@@ -30,8 +30,10 @@ from apcscale.data.errors import PrepareError
 
 LHOTSE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 SPAN_TOLERANCE_S = 0.5  # a span may end this far past its recording's end (clipped), as Kaldi's extract-segments allows
-HOW_TO_ALLOW_PIPES = ("apcscale runs no command from a data description unless told to: pass --allow-pipes to "
-                      "`apcscale prepare` (ensure_prepared(..., allow_pipes=True)), then train on the manifest it writes")
+HOW_TO_ALLOW_PIPES = (
+    "apcscale runs no command from a data description unless told to: pass --allow-pipes to "
+    "`apcscale prepare` (ensure_prepared(..., allow_pipes=True)), then train on the manifest it writes"
+)
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,11 @@ class Scanned:
     extra: dict = field(default_factory=dict)  # more for the manifest's source record
 
     def describe(self) -> str:
-        return {"audio-folder": "the audio folder", "kaldi": "the Kaldi data directory",
-                "lhotse": "the lhotse manifest"}[self.kind] + f" {self.root}"
+        return {
+            "audio-folder": "the audio folder",
+            "kaldi": "the Kaldi data directory",
+            "lhotse": "the lhotse manifest",
+        }[self.kind] + f" {self.root}"
 
     def record(self) -> dict:
         return {"kind": self.kind, **self.extra}
@@ -85,8 +90,10 @@ def input_kind(path: str | Path) -> str:
     if p.is_file() and is_lhotse_manifest(p):
         return "lhotse"
     if p.is_file():
-        raise PrepareError(f"{p} is a file, and not a lhotse manifest (*{', *'.join(LHOTSE_SUFFIXES)}): give a folder "
-                           "of audio, a Kaldi data directory (holding wav.scp) or a lhotse manifest")
+        raise PrepareError(
+            f"{p} is a file, and not a lhotse manifest (*{', *'.join(LHOTSE_SUFFIXES)}): give a folder "
+            "of audio, a Kaldi data directory (holding wav.scp) or a lhotse manifest"
+        )
     raise PrepareError(f"audio not found: {p} (a folder of audio, a Kaldi data directory or a lhotse manifest)")
 
 
@@ -121,15 +128,17 @@ def _header(rec: Recording) -> tuple[Path, int, int, int, int]:
     return path, int(info.samplerate), int(info.frames), int(info.channels), path.stat().st_size
 
 
-def utterances_to_files(recordings: dict[str, Recording], utterances: list[Utterance], *,
-                        allow_pipes: bool = False) -> tuple[list[AudioFile], list[dict[str, str]]]:
+def utterances_to_files(
+    recordings: dict[str, Recording], utterances: list[Utterance], *, allow_pipes: bool = False
+) -> tuple[list[AudioFile], list[dict[str, str]]]:
     """AudioFiles (one per utterance, in the given order) and the utterances skipped, with the reason."""
     for utt in utterances:
         rec = recordings[utt.recording]
         if rec.command and not allow_pipes:
             shown = rec.source if len(rec.source) <= 80 else rec.source[:77] + "..."
-            raise PrepareError(f"{rec.where}: recording {rec.id!r} is read through a command ({shown} |); "
-                               + HOW_TO_ALLOW_PIPES)
+            raise PrepareError(
+                f"{rec.where}: recording {rec.id!r} is read through a command ({shown} |); " + HOW_TO_ALLOW_PIPES
+            )
     headers: dict[str, tuple | str] = {}
     keys = safe_keys([u.id for u in utterances])
     files: list[AudioFile] = []
@@ -152,8 +161,12 @@ def utterances_to_files(recordings: dict[str, Recording], utterances: list[Utter
         first = round(utt.start * sr)
         last = total if utt.end is None else round(utt.end * sr)
         if last > total + SPAN_TOLERANCE_S * sr or first >= total:
-            skipped.append({"path": rel, "reason": f"utterance {utt.id}: the span {span} lies outside "
-                                                   f"the recording ({total / sr:g} s)"})
+            skipped.append(
+                {
+                    "path": rel,
+                    "reason": f"utterance {utt.id}: the span {span} lies outside the recording ({total / sr:g} s)",
+                }
+            )
             continue
         last = min(last, total)
         if last <= first:
@@ -164,13 +177,29 @@ def utterances_to_files(recordings: dict[str, Recording], utterances: list[Utter
             ids = rec.channel_ids or tuple(range(channels))
             unknown = [c for c in utt.channels if c not in ids]
             if unknown:
-                skipped.append({"path": rel, "reason": f"utterance {utt.id}: channel(s) {unknown} not in the "
-                                                       f"recording's {list(ids)}"})
+                skipped.append(
+                    {
+                        "path": rel,
+                        "reason": f"utterance {utt.id}: channel(s) {unknown} not in the recording's {list(ids)}",
+                    }
+                )
                 continue
             if sorted(utt.channels) != sorted(ids):
                 select = tuple(ids.index(c) for c in utt.channels)
         whole = first == 0 and last == total
-        files.append(AudioFile(path, rel, key, utt.speaker, sr, last - first, channels, size,
-                               offset=None if whole else first, command=rec.source if rec.command else None,
-                               select=select))
+        files.append(
+            AudioFile(
+                path,
+                rel,
+                key,
+                utt.speaker,
+                sr,
+                last - first,
+                channels,
+                size,
+                offset=None if whole else first,
+                command=rec.source if rec.command else None,
+                select=select,
+            )
+        )
     return files, skipped

@@ -14,8 +14,8 @@ out whole speakers; without it, speakers are unknown and dev is held out by utte
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from apcscale.data.audio import AudioFile
 from apcscale.data.errors import PrepareError
@@ -41,16 +41,20 @@ def read_wav_scp(path: Path) -> dict[str, Recording]:
     for number, fields, rest in _lines(path):
         where = f"{path.name} line {number}"
         if len(fields) < 2:
-            raise PrepareError(f"{path}: line {number}: expected '<recording-id> <path>' or "
-                               f"'<recording-id> <command> |', got {' '.join(fields)!r}")
+            raise PrepareError(
+                f"{path}: line {number}: expected '<recording-id> <path>' or "
+                f"'<recording-id> <command> |', got {' '.join(fields)!r}"
+            )
         rid = fields[0]
         if rid in recordings:
             raise PrepareError(f"{path}: line {number}: recording id {rid!r} listed twice")
         if rest.endswith("|"):
             recordings[rid] = Recording(rid, rest[:-1].strip(), where, command=True)
         elif _ARCHIVE.search(rest):
-            raise PrepareError(f"{path}: line {number}: {rest!r} is an entry of a Kaldi archive, which apcscale does "
-                               "not read; write the audio out as files (e.g. wav-copy scp:wav.scp ark,scp:...) first")
+            raise PrepareError(
+                f"{path}: line {number}: {rest!r} is an entry of a Kaldi archive, which apcscale does "
+                "not read; write the audio out as files (e.g. wav-copy scp:wav.scp ark,scp:...) first"
+            )
         else:
             recordings[rid] = Recording(rid, rest, where)
     if not recordings:
@@ -63,21 +67,25 @@ def read_segments(path: Path, recordings: dict[str, Recording]) -> list[Utteranc
     seen: set[str] = set()
     for number, fields, _ in _lines(path):
         if len(fields) != 4:
-            raise PrepareError(f"{path}: line {number}: expected '<utterance-id> <recording-id> <start> <end>', "
-                               f"got {' '.join(fields)!r}")
+            raise PrepareError(
+                f"{path}: line {number}: expected '<utterance-id> <recording-id> <start> <end>', "
+                f"got {' '.join(fields)!r}"
+            )
         uid, rid, start_text, end_text = fields
         try:
             start, end = float(start_text), float(end_text)
         except ValueError:
-            raise PrepareError(f"{path}: line {number}: start and end must be seconds, got {start_text!r} "
-                               f"and {end_text!r}") from None
+            raise PrepareError(
+                f"{path}: line {number}: start and end must be seconds, got {start_text!r} and {end_text!r}"
+            ) from None
         if uid in seen:
             raise PrepareError(f"{path}: line {number}: utterance id {uid!r} listed twice")
         if rid not in recordings:
             raise PrepareError(f"{path}: line {number}: recording {rid!r} is not in wav.scp")
         if start < 0 or (end != -1 and end <= start):
-            raise PrepareError(f"{path}: line {number}: a segment needs 0 <= start < end (or end -1), "
-                               f"got {start_text} {end_text}")
+            raise PrepareError(
+                f"{path}: line {number}: a segment needs 0 <= start < end (or end -1), got {start_text} {end_text}"
+            )
         seen.add(uid)
         out.append(Utterance(uid, rid, start, None if end == -1 else end))
     return out
@@ -87,7 +95,9 @@ def read_utt2spk(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for number, fields, _ in _lines(path):
         if len(fields) != 2:
-            raise PrepareError(f"{path}: line {number}: expected '<utterance-id> <speaker-id>', got {' '.join(fields)!r}")
+            raise PrepareError(
+                f"{path}: line {number}: expected '<utterance-id> <speaker-id>', got {' '.join(fields)!r}"
+            )
         out[fields[0]] = fields[1]
     return out
 
@@ -106,9 +116,11 @@ def read_kaldi_dir(data_dir: str | Path, *, allow_pipes: bool = False) -> tuple[
         speakers = read_utt2spk(utt2spk)
         missing = [u.id for u in utterances if u.id not in speakers]
         if missing:
-            raise PrepareError(f"{utt2spk}: no speaker for utterance {missing[0]!r}"
-                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                               + "; every utterance needs one (Kaldi's utils/fix_data_dir.sh drops those without)")
+            raise PrepareError(
+                f"{utt2spk}: no speaker for utterance {missing[0]!r}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + "; every utterance needs one (Kaldi's utils/fix_data_dir.sh drops those without)"
+            )
         utterances = [Utterance(u.id, u.recording, u.start, u.end, speakers[u.id]) for u in utterances]
     files, skipped = utterances_to_files(recordings, utterances, allow_pipes=allow_pipes)
     record = {"recordings": len(recordings), "segments": segments.is_file(), "utt2spk": utt2spk.is_file()}

@@ -31,8 +31,10 @@ def _lhotse():
     try:
         import lhotse
     except ImportError as exc:
-        raise PrepareError("reading a lhotse manifest needs the lhotse package, which is not installed: "
-                           "pip install lhotse (or pip install apcscale[lhotse])") from exc
+        raise PrepareError(
+            "reading a lhotse manifest needs the lhotse package, which is not installed: "
+            "pip install lhotse (or pip install apcscale[lhotse])"
+        ) from exc
     return lhotse
 
 
@@ -42,7 +44,7 @@ def partner(path: Path, have: str, want: str) -> Path | None:
     i = name.rfind(have)
     if i < 0:
         return None
-    other = path.with_name(name[:i] + want + name[i + len(have):])
+    other = path.with_name(name[:i] + want + name[i + len(have) :])
     return other if other.is_file() else None
 
 
@@ -54,17 +56,28 @@ def _recording(rec, manifest: Path) -> Recording:
     where = f"recording {rec.id!r} of {manifest.name}"
     if rec.transforms:
         names = [t.get("name", "?") if isinstance(t, dict) else type(t).__name__ for t in rec.transforms]
-        raise PrepareError(f"{where} has transforms ({', '.join(map(str, names))}); apcscale reads the audio "
-                           "as it is stored: give the manifest without them")
+        raise PrepareError(
+            f"{where} has transforms ({', '.join(map(str, names))}); apcscale reads the audio "
+            "as it is stored: give the manifest without them"
+        )
     if len(rec.sources) != 1:
-        raise PrepareError(f"{where} has {len(rec.sources)} audio sources (one file per channel); apcscale reads "
-                           "recordings stored in one file")
+        raise PrepareError(
+            f"{where} has {len(rec.sources)} audio sources (one file per channel); apcscale reads "
+            "recordings stored in one file"
+        )
     source = rec.sources[0]
     if source.type not in ("file", "command"):
-        raise PrepareError(f"{where} has a source of type {source.type!r}; apcscale reads 'file' sources "
-                           "(and 'command' ones with --allow-pipes)")
-    return Recording(rec.id, str(source.source), where, command=source.type == "command",
-                     channel_ids=tuple(int(c) for c in source.channels))
+        raise PrepareError(
+            f"{where} has a source of type {source.type!r}; apcscale reads 'file' sources "
+            "(and 'command' ones with --allow-pipes)"
+        )
+    return Recording(
+        rec.id,
+        str(source.source),
+        where,
+        command=source.type == "command",
+        channel_ids=tuple(int(c) for c in source.channels),
+    )
 
 
 def read_lhotse(path: str | Path, *, allow_pipes: bool = False) -> tuple[list[AudioFile], list[dict], dict]:
@@ -85,9 +98,11 @@ def read_lhotse(path: str | Path, *, allow_pipes: bool = False) -> tuple[list[Au
         else:
             rec_path = partner(path, "supervisions", "recordings")
             if rec_path is None:
-                raise PrepareError(f"{path} holds supervisions; their recordings are expected in the file named "
-                                   "like it with 'recordings' for 'supervisions', which does not exist: give the "
-                                   "recordings manifest, or a CutSet")
+                raise PrepareError(
+                    f"{path} holds supervisions; their recordings are expected in the file named "
+                    "like it with 'recordings' for 'supervisions', which does not exist: give the "
+                    "recordings manifest, or a CutSet"
+                )
             rec_set, sup_set, sup_path = lhotse.load_manifest(rec_path), manifest, path
             path = rec_path
         for rec in rec_set:
@@ -96,11 +111,20 @@ def read_lhotse(path: str | Path, *, allow_pipes: bool = False) -> tuple[list[Au
             record["supervisions"] = str(sup_path)
             for sup in sup_set:
                 if sup.recording_id not in recordings:
-                    raise PrepareError(f"supervision {sup.id!r} of {sup_path.name}: recording {sup.recording_id!r} "
-                                       f"is not in {path.name}")
-                utterances.append(Utterance(sup.id, sup.recording_id, float(sup.start),
-                                            float(sup.start) + float(sup.duration), sup.speaker,
-                                            _channels(sup.channel)))
+                    raise PrepareError(
+                        f"supervision {sup.id!r} of {sup_path.name}: recording {sup.recording_id!r} "
+                        f"is not in {path.name}"
+                    )
+                utterances.append(
+                    Utterance(
+                        sup.id,
+                        sup.recording_id,
+                        float(sup.start),
+                        float(sup.start) + float(sup.duration),
+                        sup.speaker,
+                        _channels(sup.channel),
+                    )
+                )
         else:
             utterances = [Utterance(rid, rid) for rid in recordings]
     elif isinstance(manifest, lhotse.CutSet):
@@ -108,21 +132,35 @@ def read_lhotse(path: str | Path, *, allow_pipes: bool = False) -> tuple[list[Au
 
         for cut in manifest:
             if not isinstance(cut, (MonoCut, MultiCut)):
-                raise PrepareError(f"cut {cut.id!r} of {path.name} is a {type(cut).__name__}; apcscale reads cuts "
-                                   "of one recording (MonoCut, MultiCut)")
+                raise PrepareError(
+                    f"cut {cut.id!r} of {path.name} is a {type(cut).__name__}; apcscale reads cuts "
+                    "of one recording (MonoCut, MultiCut)"
+                )
             if not cut.has_recording:
-                raise PrepareError(f"cut {cut.id!r} of {path.name} has no recording (features only?); apcscale "
-                                   "prepares its features from the audio")
+                raise PrepareError(
+                    f"cut {cut.id!r} of {path.name} has no recording (features only?); apcscale "
+                    "prepares its features from the audio"
+                )
             rec = cut.recording
             if rec.id not in recordings:
                 recordings[rec.id] = _recording(rec, path)
             speakers = {s.speaker for s in cut.supervisions}
             speaker = speakers.pop() if len(speakers) == 1 else None
-            utterances.append(Utterance(cut.id, rec.id, float(cut.start), float(cut.start) + float(cut.duration),
-                                        speaker, _channels(cut.channel)))
+            utterances.append(
+                Utterance(
+                    cut.id,
+                    rec.id,
+                    float(cut.start),
+                    float(cut.start) + float(cut.duration),
+                    speaker,
+                    _channels(cut.channel),
+                )
+            )
     else:
-        raise PrepareError(f"{path} is a lhotse {type(manifest).__name__}; give recordings (with supervisions "
-                           "next to them) or a CutSet")
+        raise PrepareError(
+            f"{path} is a lhotse {type(manifest).__name__}; give recordings (with supervisions "
+            "next to them) or a CutSet"
+        )
     if not utterances:
         raise PrepareError(f"{path} lists no utterances")
     files, skipped = utterances_to_files(recordings, utterances, allow_pipes=allow_pipes)

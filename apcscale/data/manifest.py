@@ -1,10 +1,10 @@
 """The manifest of a prepared corpus: typed access, checks with clear errors.
 
-    m = Manifest.load("prepared/manifest.json")      # or the folder holding it
-    m.feature_dim, m.mean, m.std                      # (F,), float64
-    m.subsets                                         # {"d0": {...}, ..., "dK": {...}}, small to large
-    m.subset("d3")["frames"], m.dev["frames"]
-    m.shard_paths(m.subset("d3")["shards"])
+m = Manifest.load("prepared/manifest.json")      # or the folder holding it
+m.feature_dim, m.mean, m.std                      # (F,), float64
+m.subsets                                         # {"d0": {...}, ..., "dK": {...}}, small to large
+m.subset("d3")["frames"], m.dev["frames"]
+m.shard_paths(m.subset("d3")["shards"])
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class Manifest:
         if p.is_dir():
             p = p / MANIFEST
         if not p.is_file():
-            raise ManifestError(f"manifest not found: {p} (make one with: python -m apcscale.recipes.prepare AUDIO_DIR OUT_DIR)")
+            raise ManifestError(
+                f"manifest not found: {p} (make one with: python -m apcscale.recipes.prepare AUDIO_DIR OUT_DIR)"
+            )
         try:
             data = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -45,8 +47,10 @@ class Manifest:
         if not isinstance(data, dict):
             raise ManifestError(f"manifest {p} does not hold a JSON object")
         if data.get("format") != FORMAT:
-            raise ManifestError(f"manifest {p} has format {data.get('format')!r}, expected {FORMAT!r} "
-                                "(prepare the audio again with this version)")
+            raise ManifestError(
+                f"manifest {p} has format {data.get('format')!r}, expected {FORMAT!r} "
+                "(prepare the audio again with this version)"
+            )
         missing = [k for k in _REQUIRED if k not in data]
         if missing:
             raise ManifestError(f"manifest {p} lacks field(s) {', '.join(missing)}")
@@ -194,5 +198,7 @@ class Manifest:
             raise ShardError("bad shard(s): " + "; ".join(problems[:5]) + more)
 
     def __repr__(self) -> str:
-        return (f"Manifest({self.path}, {self.feature_dim} dims, {len(self.subsets)} subsets, "
-                f"train {self.train['hours']:.3g} h, dev {self.dev['hours']:.3g} h)")
+        return (
+            f"Manifest({self.path}, {self.feature_dim} dims, {len(self.subsets)} subsets, "
+            f"train {self.train['hours']:.3g} h, dev {self.dev['hours']:.3g} h)"
+        )

@@ -46,9 +46,10 @@ import os
 import re
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -111,8 +112,10 @@ class ShardPlan:
     est_frames: int
 
     def digest(self, features: dict[str, Any]) -> str:
-        items = [[f.rel, f.size, f.key, f.speaker, f.sample_rate, f.num_samples] + ([f.how()] if f.how() else [])
-                 for f in self.files]
+        items = [
+            [f.rel, f.size, f.key, f.speaker, f.sample_rate, f.num_samples] + ([f.how()] if f.how() else [])
+            for f in self.files
+        ]
         return _sha256_json({"format": FORMAT, "name": self.name, "features": features, "items": items})
 
     def index_name(self) -> str:
@@ -136,26 +139,35 @@ class Plan:
 
     def digest(self) -> str:
         feats = self.features.to_dict()
-        return _sha256_json({
-            "format": FORMAT, "features": feats, "options": asdict(self.options), "split": self.split,
-            "shards": [s.digest(feats) for s in self.shards], "subset_ends": self.subset_ends,
-            "skipped": self.skipped,
-        })
+        return _sha256_json(
+            {
+                "format": FORMAT,
+                "features": feats,
+                "options": asdict(self.options),
+                "split": self.split,
+                "shards": [s.digest(feats) for s in self.shards],
+                "subset_ends": self.subset_ends,
+                "skipped": self.skipped,
+            }
+        )
 
 
 def _hash_order(seed: int, tag: str, name: str) -> str:
     return hashlib.sha256(f"{seed}:{tag}:{name}".encode()).hexdigest()
 
 
-def choose_dev(files: list[AudioFile], fraction: float, seed: int,
-               by: str = "auto") -> tuple[list[AudioFile], list[AudioFile], dict]:
+def choose_dev(
+    files: list[AudioFile], fraction: float, seed: int, by: str = "auto"
+) -> tuple[list[AudioFile], list[AudioFile], dict]:
     """(train, dev, description): by "speaker" (whole speakers; "auto" does so when every file's
     speaker is known) or by "utterance" (hashed utterances, every speaker in both splits)."""
     speakers = Counter(f.speaker for f in files)
     if by == "speaker" and (None in speakers or len(speakers) < 2):
         unknown = [f.rel for f in files if f.speaker is None][:3]
-        raise PrepareError("dev_by speaker needs at least 2 known speakers"
-                           + (f"; no speaker in the name of {', '.join(unknown)} ..." if unknown else ""))
+        raise PrepareError(
+            "dev_by speaker needs at least 2 known speakers"
+            + (f"; no speaker in the name of {', '.join(unknown)} ..." if unknown else "")
+        )
     if by != "utterance" and None not in speakers and len(speakers) >= 2:
         order = sorted(speakers, key=lambda s: _hash_order(seed, "dev-speaker", s))
         chosen: list[str] = []
@@ -177,9 +189,13 @@ def choose_dev(files: list[AudioFile], fraction: float, seed: int,
         dev_keys = {f.key for f in dev}
         train = [f for f in files if f.key not in dev_keys]
         unknown = [f.rel for f in files if f.speaker is None]
-        reason = ("asked" if by == "utterance" else
-                  f"no speaker could be read from the names of {len(unknown)} of {len(files)} files "
-                  f"(e.g. {unknown[0]})" if unknown else "only one speaker in the corpus")
+        reason = (
+            "asked"
+            if by == "utterance"
+            else f"no speaker could be read from the names of {len(unknown)} of {len(files)} files (e.g. {unknown[0]})"
+            if unknown
+            else "only one speaker in the corpus"
+        )
         info = {"by": "utterance", "fraction": fraction, "reason": reason}
     return train, dev, info
 
@@ -216,16 +232,22 @@ def _chunk(files: list[AudioFile], frames: list[int], max_utts: int, max_frames:
         yield cur, cur_frames
 
 
-def make_plan(files: list[AudioFile], skipped: list[dict[str, str]], opts: PrepareOptions,
-              n_mels: int | None, files_found: int) -> Plan:
+def make_plan(
+    files: list[AudioFile], skipped: list[dict[str, str]], opts: PrepareOptions, n_mels: int | None, files_found: int
+) -> Plan:
     rates = Counter(f.sample_rate for f in files)
     sample_rate = int(opts.sample_rate or max(rates, key=lambda r: (rates[r], r)))
     cfg = FeatureConfig.for_rate(sample_rate, n_mels)
     usable, skipped = [], list(skipped)
     for f in files:
         if cfg.num_frames(f.num_samples, f.sample_rate) < 1:
-            skipped.append({"path": f.rel, "reason": f"too short: {f.num_samples} samples at {f.sample_rate} Hz, "
-                                                      f"under one {cfg.frame_length_ms:g} ms window"})
+            skipped.append(
+                {
+                    "path": f.rel,
+                    "reason": f"too short: {f.num_samples} samples at {f.sample_rate} Hz, "
+                    f"under one {cfg.frame_length_ms:g} ms window",
+                }
+            )
         else:
             usable.append(f)
     if len(usable) < 2:
@@ -249,8 +271,7 @@ def make_plan(files: list[AudioFile], skipped: list[dict[str, str]], opts: Prepa
     for i, (group, fr) in enumerate(_chunk(dev, [est[f.key] for f in dev], opts.shard_utterances, opts.shard_frames)):
         shards.append(ShardPlan(f"dev/shard-{i:06d}.tar", "dev", group, fr))
     skipped.sort(key=lambda s: s["path"])
-    return Plan(cfg, opts, split, shards, subset_ends, skipped, files_found,
-                {str(r): rates[r] for r in sorted(rates)})
+    return Plan(cfg, opts, split, shards, subset_ends, skipped, files_found, {str(r): rates[r] for r in sorted(rates)})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,7 +357,9 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
             try:
                 wave, sr = read_audio(path, **(how[0] if how else {}))
             except Exception as exc:  # noqa: BLE001 - skipped and listed, never fatal
-                skipped.append({"path": rel, "reason": f"unreadable: {str(exc).replace(path, rel) or type(exc).__name__}"})
+                skipped.append(
+                    {"path": rel, "reason": f"unreadable: {str(exc).replace(path, rel) or type(exc).__name__}"}
+                )
                 continue
             if wave.size == 0:
                 skipped.append({"path": rel, "reason": "empty: no audio samples"})
@@ -346,26 +369,47 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
                 continue
             feats = cfg.compute(wave, sr).numpy().astype(dtype)
             if feats.shape[0] == 0:
-                skipped.append({"path": rel, "reason": f"too short: {wave.size} samples at {sr} Hz, "
-                                                      f"under one {cfg.frame_length_ms:g} ms window"})
+                skipped.append(
+                    {
+                        "path": rel,
+                        "reason": f"too short: {wave.size} samples at {sr} Hz, "
+                        f"under one {cfg.frame_length_ms:g} ms window",
+                    }
+                )
                 continue
             if not np.isfinite(feats).all():
                 skipped.append({"path": rel, "reason": "corrupt: non-finite features"})
                 continue
             npy = _npy_bytes(feats)
             duration = round(wave.size / sr, 6)
-            meta = {"key": key, "speaker": speaker, "path": rel, "n_frames": int(feats.shape[0]),
-                    "duration": duration, "sample_rate": sr, "crc32": zlib.crc32(npy)}
+            meta = {
+                "key": key,
+                "speaker": speaker,
+                "path": rel,
+                "n_frames": int(feats.shape[0]),
+                "duration": duration,
+                "sample_rate": sr,
+                "crc32": zlib.crc32(npy),
+            }
             writer.write({"__key__": key, "npy": npy, "json": _json_bytes(meta)})
             moments.add_frames(feats)
-            samples.append({"key": key, "speaker": speaker, "path": rel, "n_frames": int(feats.shape[0]),
-                            "duration": duration})
+            samples.append(
+                {"key": key, "speaker": speaker, "path": rel, "n_frames": int(feats.shape[0]), "duration": duration}
+            )
         writer.close()
     digest, size = file_sha256(tmp)
     os.replace(tmp, tar_path)
-    index = {"format": FORMAT, "name": job["name"], "split": job["split"], "plan": job["plan"],
-             "sha256": digest, "bytes": size, "samples": samples, "skipped": skipped,
-             "stats": moments.to_dict()}
+    index = {
+        "format": FORMAT,
+        "name": job["name"],
+        "split": job["split"],
+        "plan": job["plan"],
+        "sha256": digest,
+        "bytes": size,
+        "samples": samples,
+        "skipped": skipped,
+        "stats": moments.to_dict(),
+    }
     _write_json_atomic(index_path, index)
     return index
 
@@ -458,9 +502,17 @@ def _console(progress: bool):
     return Console(stderr=True, quiet=not progress)
 
 
-def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int | None = None,
-                    workers: int | None = None, progress: bool = True, source: dict[str, Any] | None = None,
-                    allow_pipes: bool = False, **prepare_options: Any) -> Path:
+def ensure_prepared(
+    audio_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    n_mels: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    source: dict[str, Any] | None = None,
+    allow_pipes: bool = False,
+    **prepare_options: Any,
+) -> Path:
     """Prepare `audio_dir` into `out_dir` unless already done; returns out_dir/manifest.json.
 
     `audio_dir`: a folder of audio, a Kaldi data directory or a lhotse manifest (apcscale.data.inputs).
@@ -486,9 +538,11 @@ def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int |
     plan = make_plan(files, scan_skipped + silent, opts, n_mels, files_found=found)
     plan_hash = plan.digest()
     if plan.split.get("by") == "utterance" and plan.split.get("reason") != "asked":
-        console.print(f"[yellow]dev split by utterance, not by speaker[/yellow]: {plan.split['reason']}; dev "
-                      "utterances share their speakers with the training data (name files <speaker>/<file> or "
-                      "<speaker>_<id>.wav to hold out whole speakers)")
+        console.print(
+            f"[yellow]dev split by utterance, not by speaker[/yellow]: {plan.split['reason']}; dev "
+            "utterances share their speakers with the training data (name files <speaker>/<file> or "
+            "<speaker>_<id>.wav to hold out whole speakers)"
+        )
 
     with _locked(out):
         if _manifest_is_current(out, plan_hash, str(root)):
@@ -510,8 +564,10 @@ def ensure_prepared(audio_dir: str | Path, out_dir: str | Path, *, n_mels: int |
         manifest = _assemble(plan, plan_hash, indexes, root, {**scanned.record(), **(source or {})})
         _write_json_atomic(out / MANIFEST, manifest, indent=1)
     if todo:
-        console.print(f"wrote {len(todo)} of {len(plan.shards)} shards to {out} "
-                      f"({len(plan.shards) - len(todo)} already there and verified)")
+        console.print(
+            f"wrote {len(todo)} of {len(plan.shards)} shards to {out} "
+            f"({len(plan.shards) - len(todo)} already there and verified)"
+        )
     else:
         console.print(f"all {len(plan.shards)} shards already there and verified; manifest rewritten")
     return out / MANIFEST
@@ -529,15 +585,31 @@ def _remove_stale(out: Path, plan: Plan) -> None:
                 p.unlink()
 
 
-def _run_jobs(out: Path, plan: Plan, todo: list[ShardPlan], digests: dict[str, str], workers: int | None,
-              console) -> dict[str, dict[str, Any]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _run_jobs(
+    out: Path, plan: Plan, todo: list[ShardPlan], digests: dict[str, str], workers: int | None, console
+) -> dict[str, dict[str, Any]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     feats = plan.features.to_dict()
-    jobs = [{"out": str(out), "name": s.name, "index": s.index_name(), "split": s.split, "plan": digests[s.name],
-             "features": feats,
-             "items": [[str(f.path), f.rel, f.key, f.speaker] + ([f.how()] if f.how() else []) for f in s.files]}
-            for s in sorted(todo, key=lambda s: -s.est_frames)]  # largest first: better load balance
+    jobs = [
+        {
+            "out": str(out),
+            "name": s.name,
+            "index": s.index_name(),
+            "split": s.split,
+            "plan": digests[s.name],
+            "features": feats,
+            "items": [[str(f.path), f.rel, f.key, f.speaker] + ([f.how()] if f.how() else []) for f in s.files],
+        }
+        for s in sorted(todo, key=lambda s: -s.est_frames)
+    ]  # largest first: better load balance
     sizes = {s.name: len(s.files) for s in todo}
     n_workers = max(1, min(int(workers or _cpu_count()), len(jobs)))
     import multiprocessing as mp
@@ -545,11 +617,18 @@ def _run_jobs(out: Path, plan: Plan, todo: list[ShardPlan], digests: dict[str, s
     if mp.current_process().daemon:  # e.g. inside a DataLoader worker: no child processes allowed
         n_workers = 1
     results: dict[str, dict[str, Any]] = {}
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("utterances"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("utterances"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, disable=console.quiet, transient=False) as bar:
-        task = bar.add_task(f"log-Mel shards ({n_workers} worker{'s' if n_workers > 1 else ''})",
-                            total=sum(sizes.values()))
+        task = bar.add_task(
+            f"log-Mel shards ({n_workers} worker{'s' if n_workers > 1 else ''})", total=sum(sizes.values())
+        )
         if n_workers == 1:
             with _single_thread():
                 for job in jobs:
@@ -579,8 +658,9 @@ def _summary(indexes: list[dict[str, Any]], fps: float) -> dict[str, Any]:
     }
 
 
-def _assemble(plan: Plan, plan_hash: str, indexes: dict[str, dict[str, Any]], root: Path,
-              source: dict[str, Any] | None) -> dict[str, Any]:
+def _assemble(
+    plan: Plan, plan_hash: str, indexes: dict[str, dict[str, Any]], root: Path, source: dict[str, Any] | None
+) -> dict[str, Any]:
     cfg = plan.features
     fps = cfg.frames_per_second
     train = [indexes[s.name] for s in plan.shards if s.split == "train"]
@@ -604,11 +684,20 @@ def _assemble(plan: Plan, plan_hash: str, indexes: dict[str, dict[str, Any]], ro
     shards = {}
     for s in plan.shards:
         ix = indexes[s.name]
-        shards[s.name] = {"split": s.split, "sha256": ix["sha256"], "bytes": ix["bytes"],
-                          "utterances": len(ix["samples"]), "frames": sum(x["n_frames"] for x in ix["samples"])}
-    src = {"kind": "audio-folder", "root": str(root), "files_found": plan.files_found,
-           "utterances": splits["train"]["utterances"] + splits["dev"]["utterances"],
-           "sample_rates": plan.sample_rates}
+        shards[s.name] = {
+            "split": s.split,
+            "sha256": ix["sha256"],
+            "bytes": ix["bytes"],
+            "utterances": len(ix["samples"]),
+            "frames": sum(x["n_frames"] for x in ix["samples"]),
+        }
+    src = {
+        "kind": "audio-folder",
+        "root": str(root),
+        "files_found": plan.files_found,
+        "utterances": splits["train"]["utterances"] + splits["dev"]["utterances"],
+        "sample_rates": plan.sample_rates,
+    }
     src.update(source or {})
     return {
         "format": FORMAT,

@@ -118,8 +118,13 @@ def silent_skips(files: list[AudioFile], fractions: dict[str, float]) -> tuple[l
         frac = fractions.get(f.key)
         if frac is not None and frac >= SILENT_FRACTION:
             which = "" if f.offset is None else f"utterance {f.key}: "  # a span of a recording
-            skipped.append({"path": f.rel, "reason": f"{which}silent: {frac:.0%} of its 10 ms blocks are digitally "
-                                                      f"constant (skipped from {SILENT_FRACTION:.0%}; see docs/data.md)"})
+            skipped.append(
+                {
+                    "path": f.rel,
+                    "reason": f"{which}silent: {frac:.0%} of its 10 ms blocks are digitally "
+                    f"constant (skipped from {SILENT_FRACTION:.0%}; see docs/data.md)",
+                }
+            )
         else:
             kept.append(f)
     return kept, skipped

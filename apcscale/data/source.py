@@ -42,8 +42,15 @@ HOW_TO_SUPPLY = (
     "https://github.com/Jakobovski/free-spoken-digit-dataset; or a Kaldi data directory; or a lhotse manifest)."
 )
 
-LIBRISPEECH_SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other",
-                       "train-clean-100", "train-clean-360", "train-other-500")
+LIBRISPEECH_SUBSETS = (
+    "dev-clean",
+    "dev-other",
+    "test-clean",
+    "test-other",
+    "train-clean-100",
+    "train-clean-360",
+    "train-other-500",
+)
 
 
 def cache_dir() -> Path:
@@ -72,9 +79,14 @@ def cached_fsdd(cache: str | Path | None = None, expected_sha256: str = FSDD_REC
     return None
 
 
-def download_fsdd(url: str | None = None, cache: str | Path | None = None, *,
-                  expected_sha256: str = FSDD_RECORDINGS_SHA256, timeout: float = 60.0,
-                  progress: bool = True) -> Path:
+def download_fsdd(
+    url: str | None = None,
+    cache: str | Path | None = None,
+    *,
+    expected_sha256: str = FSDD_RECORDINGS_SHA256,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Path:
     """Download the FSDD archive, extract recordings/*.wav, verify them; returns the cached folder."""
     url = url or os.environ.get("APCSCALE_FSDD_URL") or FSDD_URL
     target = fsdd_cache_dir(cache)
@@ -105,8 +117,9 @@ def download_fsdd(url: str | None = None, cache: str | Path | None = None, *,
                         if src is not None:
                             (recordings / parts[-1]).write_bytes(src.read())
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-            raise AudioSourceError(f"the file downloaded from {url} is not a readable tar.gz archive ({exc}). "
-                                   f"{HOW_TO_SUPPLY}") from exc
+            raise AudioSourceError(
+                f"the file downloaded from {url} is not a readable tar.gz archive ({exc}). {HOW_TO_SUPPLY}"
+            ) from exc
         got, n = recordings_checksum(recordings)
         if n == 0:
             raise AudioSourceError(f"the archive from {url} holds no recordings/*.wav. {HOW_TO_SUPPLY}")
@@ -114,7 +127,8 @@ def download_fsdd(url: str | None = None, cache: str | Path | None = None, *,
             raise AudioSourceError(
                 f"checksum mismatch for FSDD from {url}: its {n} recordings have content sha256 {got}, expected "
                 f"{expected_sha256} ({FSDD_FILES} recordings of commit {FSDD_COMMIT}); the download is damaged "
-                f"or not that commit. {HOW_TO_SUPPLY}")
+                f"or not that commit. {HOW_TO_SUPPLY}"
+            )
         (staged / ".verified").write_text(got + "\n")
         try:
             os.rename(staged, target)
@@ -165,8 +179,10 @@ def _local(value: str | Path, origin: str) -> Path:
     if path.is_dir() or (path.is_file() and is_lhotse_manifest(path)):
         return path.resolve()
     if path.is_file():
-        raise AudioSourceError(f"audio {path} ({origin}) is a file, and not a lhotse manifest "
-                               f"(*{', *'.join(LHOTSE_SUFFIXES)}). {HOW_TO_SUPPLY}")
+        raise AudioSourceError(
+            f"audio {path} ({origin}) is a file, and not a lhotse manifest "
+            f"(*{', *'.join(LHOTSE_SUFFIXES)}). {HOW_TO_SUPPLY}"
+        )
     raise AudioSourceError(f"audio folder {path} ({origin}) does not exist or is not a folder. {HOW_TO_SUPPLY}")
 
 

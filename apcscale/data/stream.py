@@ -69,8 +69,9 @@ DEV_CACHE_BYTES = 256 << 20  # dev features kept in memory between evaluations u
 # ----------------------------------------------------------------------------------------------
 
 
-def read_shard(path: str | Path, feature_dim: int, expected: int | None = None,
-               select: Callable[[int, str], bool] | None = None) -> Iterator[tuple[str, np.ndarray, dict]]:
+def read_shard(
+    path: str | Path, feature_dim: int, expected: int | None = None, select: Callable[[int, str], bool] | None = None
+) -> Iterator[tuple[str, np.ndarray, dict]]:
     """(key, features (frames, F) float16, metadata) of each sample of a shard, checked.
 
     `select(i, key)`: decode only the samples it accepts (the others are still counted).
@@ -117,11 +118,14 @@ def decode_sample(path: str, key: str, sample: dict, feature_dim: int) -> tuple[
     except Exception as exc:  # noqa: BLE001
         raise ShardError(f"corrupt shard {path}: the features of sample {key} are not a readable .npy ({exc})") from exc
     if feats.ndim != 2 or feats.shape[1] != feature_dim:
-        raise FeatureSizeError(f"shard {path}: sample {key} has features of shape {tuple(feats.shape)}, "
-                               f"but the manifest says frames x {feature_dim}")
+        raise FeatureSizeError(
+            f"shard {path}: sample {key} has features of shape {tuple(feats.shape)}, "
+            f"but the manifest says frames x {feature_dim}"
+        )
     if "n_frames" in meta and meta["n_frames"] != feats.shape[0]:
-        raise ShardError(f"corrupt shard {path}: sample {key} has {feats.shape[0]} frames, its metadata says "
-                         f"{meta['n_frames']}")
+        raise ShardError(
+            f"corrupt shard {path}: sample {key} has {feats.shape[0]} frames, its metadata says {meta['n_frames']}"
+        )
     return feats, meta
 
 
@@ -153,8 +157,13 @@ def collate(items: list[Crop], mean: np.ndarray, inv_std: np.ndarray) -> dict[st
         row = feats[i, : x.shape[0]]
         np.subtract(x, mean, out=row)
         row *= inv_std
-    return {"feats": torch.from_numpy(feats), "lengths": torch.from_numpy(lengths), "n_frames": int(lengths.sum()),
-            "keys": [k for k, _, _ in items], "starts": [s for _, s, _ in items]}
+    return {
+        "feats": torch.from_numpy(feats),
+        "lengths": torch.from_numpy(lengths),
+        "n_frames": int(lengths.sum()),
+        "keys": [k for k, _, _ in items],
+        "starts": [s for _, s, _ in items],
+    }
 
 
 def collate_rows(rows: list[list[Crop]], mean: np.ndarray, inv_std: np.ndarray) -> dict[str, Any]:
@@ -165,7 +174,7 @@ def collate_rows(rows: list[list[Crop]], mean: np.ndarray, inv_std: np.ndarray) 
     for r, row in enumerate(rows):
         offset = 0
         for key, start, x in row:
-            out = feats[r, offset:offset + x.shape[0]]
+            out = feats[r, offset : offset + x.shape[0]]
             np.subtract(x, mean, out=out)
             out *= inv_std
             lengths.append(x.shape[0])
@@ -175,9 +184,15 @@ def collate_rows(rows: list[list[Crop]], mean: np.ndarray, inv_std: np.ndarray) 
             offset += x.shape[0]
     lengths_np = np.array(lengths, dtype=np.int64)
     where_np = np.array(where, dtype=np.int64).reshape(-1, 2)
-    return {"feats": torch.from_numpy(feats), "lengths": torch.from_numpy(lengths_np),
-            "n_frames": int(lengths_np.sum()), "keys": keys, "starts": starts,
-            "rows": torch.from_numpy(where_np[:, 0].copy()), "offsets": torch.from_numpy(where_np[:, 1].copy())}
+    return {
+        "feats": torch.from_numpy(feats),
+        "lengths": torch.from_numpy(lengths_np),
+        "n_frames": int(lengths_np.sum()),
+        "keys": keys,
+        "starts": starts,
+        "rows": torch.from_numpy(where_np[:, 0].copy()),
+        "offsets": torch.from_numpy(where_np[:, 1].copy()),
+    }
 
 
 def _normaliser(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,9 +211,23 @@ class TrainStream(IterableDataset):
     rank and world size are given by the main process.
     """
 
-    def __init__(self, shards: list[tuple[str, int]], *, feature_dim: int, mean: np.ndarray, std: np.ndarray,
-                 crop_frames: int, min_frames: int, batch: BatchSpec, shuffle_buffer: int, seed: int,
-                 rank: int, world_size: int, cycle: bool = True, first_pass: int = 0):
+    def __init__(
+        self,
+        shards: list[tuple[str, int]],
+        *,
+        feature_dim: int,
+        mean: np.ndarray,
+        std: np.ndarray,
+        crop_frames: int,
+        min_frames: int,
+        batch: BatchSpec,
+        shuffle_buffer: int,
+        seed: int,
+        rank: int,
+        world_size: int,
+        cycle: bool = True,
+        first_pass: int = 0,
+    ):
         self.shards = list(shards)
         self.feature_dim = feature_dim
         self.mean, self.std = np.asarray(mean), np.asarray(std)
@@ -236,9 +265,11 @@ class TrainStream(IterableDataset):
             if not self.cycle:
                 break
             if produced == 0:
-                raise RuntimeError(f"training consumer {me} of {consumers} (rank {self.rank}) got no crops in a "
-                                   f"whole pass over {len(self.shards)} shard(s): the subset is too small for "
-                                   "this many ranks x loader workers (use fewer workers or a larger subset)")
+                raise RuntimeError(
+                    f"training consumer {me} of {consumers} (rank {self.rank}) got no crops in a "
+                    f"whole pass over {len(self.shards)} shard(s): the subset is too small for "
+                    "this many ranks x loader workers (use fewer workers or a larger subset)"
+                )
             n_pass += 1
         for batch in batcher.flush():
             yield make(batch, mean, inv_std)
@@ -263,7 +294,7 @@ class TrainStream(IterableDataset):
             path, n = self.shards[s]
             for key, feats, _ in read_shard(path, self.feature_dim, n, select):
                 for start, length in tile(feats.shape[0], self.crop_frames, self.min_frames, rng):
-                    item = (key, start, feats[start:start + length])
+                    item = (key, start, feats[start : start + length])
                     if len(buffer) < size:
                         buffer.append(item)
                         continue
@@ -308,8 +339,9 @@ class PersistentStream:
 # ----------------------------------------------------------------------------------------------
 
 
-def dev_batches(samples: list[tuple[str, int]], eval_crop: int, min_frames: int, batch_size: int,
-                world_size: int) -> list[list[tuple[str, int, int]]]:
+def dev_batches(
+    samples: list[tuple[str, int]], eval_crop: int, min_frames: int, batch_size: int, world_size: int
+) -> list[list[tuple[str, int, int]]]:
     """All dev chunks (key, start, length) in length-sorted batches; a multiple of world_size of them
     when there are enough chunks (the largest batches are halved until the count divides)."""
     chunks = []
@@ -319,13 +351,13 @@ def dev_batches(samples: list[tuple[str, int]], eval_crop: int, min_frames: int,
             if length >= min_frames:
                 chunks.append((key, start, length))
     chunks.sort(key=lambda c: (-c[2], c[0], c[1]))
-    batches = [chunks[i:i + batch_size] for i in range(0, len(chunks), batch_size)]
+    batches = [chunks[i : i + batch_size] for i in range(0, len(chunks), batch_size)]
     while len(batches) % world_size and len(chunks) >= world_size:
         i = max(range(len(batches)), key=lambda b: (len(batches[b]), -b))
         if len(batches[i]) < 2:
             break
         half = len(batches[i]) // 2
-        batches[i:i + 1] = [batches[i][:half], batches[i][half:]]
+        batches[i : i + 1] = [batches[i][:half], batches[i][half:]]
     return batches
 
 
@@ -336,8 +368,16 @@ class DevStream:
     (DEV_CACHE_BYTES), else re-read from its shards at each evaluation.
     """
 
-    def __init__(self, shards: list[tuple[str, int]], batches: list[list[tuple[str, int, int]]], *,
-                 feature_dim: int, mean: np.ndarray, std: np.ndarray, cache: bool):
+    def __init__(
+        self,
+        shards: list[tuple[str, int]],
+        batches: list[list[tuple[str, int, int]]],
+        *,
+        feature_dim: int,
+        mean: np.ndarray,
+        std: np.ndarray,
+        cache: bool,
+    ):
         self.shards, self.batches = shards, batches
         self.feature_dim = feature_dim
         self.mean, self.std = np.asarray(mean), np.asarray(std)
@@ -368,7 +408,7 @@ class DevStream:
         for batch in self.batches:
             items = []
             for key, start, length in batch:
-                x = feats[key][start:start + length]
+                x = feats[key][start : start + length]
                 if x.shape[0] != length:
                     raise ShardError(f"dev sample {key} has {feats[key].shape[0]} frames, its shard index says more")
                 items.append((key, start, x))
@@ -390,15 +430,32 @@ class APCDataModule(L.LightningDataModule):
     tensor); neither: 32 crops. eval_batch_size: dev chunks per batch (default batch_size or 32).
     """
 
-    def __init__(self, manifest: str | Path, subset: str | None = None, crop_frames: int = 256,
-                 batch_size: int | None = None, num_workers: int = 2, seed: int = 0, shuffle_buffer: int = 1000,
-                 eval_crop_frames: int = 2000, min_frames: int = 4, pin_memory: bool = False,
-                 eval_batch_size: int | None = None, batch_frames: int | None = None, batching: str = "bucket"):
+    def __init__(
+        self,
+        manifest: str | Path,
+        subset: str | None = None,
+        crop_frames: int = 256,
+        batch_size: int | None = None,
+        num_workers: int = 2,
+        seed: int = 0,
+        shuffle_buffer: int = 1000,
+        eval_crop_frames: int = 2000,
+        min_frames: int = 4,
+        pin_memory: bool = False,
+        eval_batch_size: int | None = None,
+        batch_frames: int | None = None,
+        batching: str = "bucket",
+    ):
         super().__init__()
-        for name, value, low in (("crop_frames", crop_frames, 1), ("batch_size", batch_size, 1),
-                                 ("batch_frames", batch_frames, 1), ("num_workers", num_workers, 0),
-                                 ("shuffle_buffer", shuffle_buffer, 1), ("eval_crop_frames", eval_crop_frames, 1),
-                                 ("min_frames", min_frames, 1)):
+        for name, value, low in (
+            ("crop_frames", crop_frames, 1),
+            ("batch_size", batch_size, 1),
+            ("batch_frames", batch_frames, 1),
+            ("num_workers", num_workers, 0),
+            ("shuffle_buffer", shuffle_buffer, 1),
+            ("eval_crop_frames", eval_crop_frames, 1),
+            ("min_frames", min_frames, 1),
+        ):
             if value is not None and int(value) < low:
                 raise ValueError(f"APCDataModule: {name} must be >= {low}, got {value}")
         if min_frames > min(crop_frames, eval_crop_frames):
@@ -406,9 +463,12 @@ class APCDataModule(L.LightningDataModule):
         if batch_size is None and batch_frames is None:
             batch_size = 32
         try:
-            self.batch = BatchSpec(batching=batching, batch_size=None if batch_size is None else int(batch_size),
-                                   batch_frames=None if batch_frames is None else int(batch_frames),
-                                   row_frames=int(crop_frames))
+            self.batch = BatchSpec(
+                batching=batching,
+                batch_size=None if batch_size is None else int(batch_size),
+                batch_frames=None if batch_frames is None else int(batch_frames),
+                row_frames=int(crop_frames),
+            )
         except ValueError as exc:
             raise ValueError(f"APCDataModule: {exc}") from None
         self.manifest_path = Path(manifest)
@@ -433,12 +493,15 @@ class APCDataModule(L.LightningDataModule):
         self.subset_name = self.subset or m.largest_subset
         self.subset_info = m.subset(self.subset_name)
         m.verify(self.subset_info["shards"] + m.dev["shards"])
-        self._train_shards = [(str(m.shard_path(n)), int(m.shards[n]["utterances"])) for n in self.subset_info["shards"]]
+        self._train_shards = [
+            (str(m.shard_path(n)), int(m.shards[n]["utterances"])) for n in self.subset_info["shards"]
+        ]
         self._dev_shards = [(str(m.shard_path(n)), int(m.shards[n]["utterances"])) for n in m.dev["shards"]]
         self._dev_samples = [(s["key"], int(s["n_frames"])) for s in m.samples("dev")]
         self._mean, self._std = m.mean, m.std
-        self._dev_batches_all = dev_batches(self._dev_samples, self.eval_crop_frames, self.min_frames,
-                                            self.eval_batch_size, 1)
+        self._dev_batches_all = dev_batches(
+            self._dev_samples, self.eval_crop_frames, self.min_frames, self.eval_batch_size, 1
+        )
         self.manifest = m
 
     def _need_setup(self) -> Manifest:
@@ -491,24 +554,49 @@ class APCDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------------------- training
 
-    def train_dataset(self, *, rank: int | None = None, world_size: int | None = None, cycle: bool = True,
-                      first_pass: int = 0, num_workers: int | None = None) -> TrainStream:
+    def train_dataset(
+        self,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        cycle: bool = True,
+        first_pass: int = 0,
+        num_workers: int | None = None,
+    ) -> TrainStream:
         self._need_setup()
         if rank is None or world_size is None:
             rank, world_size = self.distributed()
         workers = self.num_workers if num_workers is None else num_workers
         consumers = world_size * max(1, workers)
         if self.subset_utterances < consumers:
-            raise ValueError(f"subset {self.subset_name} has {self.subset_utterances} utterances, fewer than "
-                             f"{world_size} rank(s) x {max(1, workers)} loader worker(s); use fewer workers")
-        return TrainStream(self._train_shards, feature_dim=self.feature_dim, mean=self._mean, std=self._std,
-                           crop_frames=self.crop_frames, min_frames=self.min_frames, batch=self.batch,
-                           shuffle_buffer=self.shuffle_buffer, seed=self.seed, rank=rank, world_size=world_size,
-                           cycle=cycle, first_pass=first_pass)
+            raise ValueError(
+                f"subset {self.subset_name} has {self.subset_utterances} utterances, fewer than "
+                f"{world_size} rank(s) x {max(1, workers)} loader worker(s); use fewer workers"
+            )
+        return TrainStream(
+            self._train_shards,
+            feature_dim=self.feature_dim,
+            mean=self._mean,
+            std=self._std,
+            crop_frames=self.crop_frames,
+            min_frames=self.min_frames,
+            batch=self.batch,
+            shuffle_buffer=self.shuffle_buffer,
+            seed=self.seed,
+            rank=rank,
+            world_size=world_size,
+            cycle=cycle,
+            first_pass=first_pass,
+        )
 
     def _loader(self, dataset: IterableDataset, num_workers: int, persistent: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=persistent and num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=persistent and num_workers > 0,
+        )
 
     def train_dataloader(self) -> PersistentStream:
         """The infinite training stream of this rank (one persistent DataLoader iterator)."""
@@ -516,8 +604,9 @@ class APCDataModule(L.LightningDataModule):
             self._train = PersistentStream(self._loader(self.train_dataset(), self.num_workers, persistent=True))
         return self._train
 
-    def iter_epoch(self, n_pass: int = 0, *, rank: int | None = None, world_size: int | None = None,
-                   num_workers: int | None = None) -> Iterator[dict[str, Any]]:
+    def iter_epoch(
+        self, n_pass: int = 0, *, rank: int | None = None, world_size: int | None = None, num_workers: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """One finite pass (`n_pass`) of this rank's training pipeline, with its own loader workers."""
         workers = self.num_workers if num_workers is None else num_workers
         ds = self.train_dataset(rank=rank, world_size=world_size, cycle=False, first_pass=n_pass, num_workers=workers)
@@ -537,13 +626,15 @@ class APCDataModule(L.LightningDataModule):
             rank, world_size = self.distributed()
         if self._dev is not None and self._dev_rank == (rank, world_size):
             return self._dev
-        batches = dev_batches(self._dev_samples, self.eval_crop_frames, self.min_frames, self.eval_batch_size,
-                              world_size)
+        batches = dev_batches(
+            self._dev_samples, self.eval_crop_frames, self.min_frames, self.eval_batch_size, world_size
+        )
         mine = batches[rank::world_size]
         frames = sum(length for batch in mine for _, _, length in batch)
         cache = frames * self.feature_dim * 2 <= DEV_CACHE_BYTES
-        self._dev = DevStream(self._dev_shards, mine, feature_dim=self.feature_dim, mean=self._mean, std=self._std,
-                              cache=cache)
+        self._dev = DevStream(
+            self._dev_shards, mine, feature_dim=self.feature_dim, mean=self._mean, std=self._std, cache=cache
+        )
         self._dev_rank = (rank, world_size)
         return self._dev
 

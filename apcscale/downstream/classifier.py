@@ -73,8 +73,16 @@ class Softmax:
         return (z @ self.weight + self.bias).argmax(1).numpy()
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, *, max_iter: int = 2000,
-                tol: float = 1e-6, init: Softmax | None = None) -> Softmax:
+def fit_softmax(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    l2: float,
+    *,
+    max_iter: int = 2000,
+    tol: float = 1e-6,
+    init: Softmax | None = None,
+) -> Softmax:
     """Minimise mean cross-entropy + l2/2 ||W||^2 on standardised x (float64, L-BFGS), from zero weights
     or from `init`'s (a warm start: the optimum is the same, it is reached in fewer steps)."""
     xt = torch.as_tensor(x, dtype=torch.float64)
@@ -88,8 +96,15 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, *, max_
     else:
         w = torch.zeros(z.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
         b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
-                            history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tol,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -116,8 +131,9 @@ class ProbeResult:
     converged: bool = True
 
 
-def _fit_best(x: np.ndarray, y: np.ndarray, n_classes: int, groups: list[str], keys: list[str], held_out: str,
-              seed: int) -> tuple[Softmax, float]:
+def _fit_best(
+    x: np.ndarray, y: np.ndarray, n_classes: int, groups: list[str], keys: list[str], held_out: str, seed: int
+) -> tuple[Softmax, float]:
     """Choose l2 on an inner split of (x, y), refit on all of it."""
     inner = folds(groups, keys, held_out, n_folds=4, seed=seed + 1)
     test = inner == 0
@@ -144,16 +160,25 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def cross_validate(x: np.ndarray, labels: list[str], groups: list[str], keys: list[str], held_out: str, *,
-                   n_folds: int = FOLDS, seed: int = 0) -> ProbeResult:
+def cross_validate(
+    x: np.ndarray,
+    labels: list[str],
+    groups: list[str],
+    keys: list[str],
+    held_out: str,
+    *,
+    n_folds: int = FOLDS,
+    seed: int = 0,
+) -> ProbeResult:
     """Accuracy of the linear probe on held-out folds, beside the majority baseline (see the module doc).
     x: (items, dim); labels, groups (speakers) and keys (utterance ids) per item."""
     with one_thread():
         return _cross_validate(x, labels, groups, keys, held_out, n_folds=n_folds, seed=seed)
 
 
-def _cross_validate(x: np.ndarray, labels: list[str], groups: list[str], keys: list[str], held_out: str, *,
-                    n_folds: int, seed: int) -> ProbeResult:
+def _cross_validate(
+    x: np.ndarray, labels: list[str], groups: list[str], keys: list[str], held_out: str, *, n_folds: int, seed: int
+) -> ProbeResult:
     classes = sorted(set(labels))
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[c] for c in labels], dtype=int)
@@ -166,8 +191,9 @@ def _cross_validate(x: np.ndarray, labels: list[str], groups: list[str], keys: l
         if not train.any():
             continue
         tr_idx = np.flatnonzero(train)
-        model, l2 = _fit_best(x[train], y[train], len(classes), [groups[i] for i in tr_idx],
-                              [keys[i] for i in tr_idx], held_out, seed)
+        model, l2 = _fit_best(
+            x[train], y[train], len(classes), [groups[i] for i in tr_idx], [keys[i] for i in tr_idx], held_out, seed
+        )
         chosen.append(l2)
         converged = converged and model.converged
         correct += int((model.predict(x[test]) == y[test]).sum())
@@ -175,5 +201,6 @@ def _cross_validate(x: np.ndarray, labels: list[str], groups: list[str], keys: l
     if tested == 0:
         return ProbeResult(math.nan, math.nan, 0, len(classes), len(set(groups)), 0, chosen, converged)
     majority = Counter(y.tolist()).most_common(1)[0][1] / len(y)
-    return ProbeResult(correct / tested, majority, tested, len(classes), len(set(groups)),
-                       len(set(fold.tolist())), chosen, converged)
+    return ProbeResult(
+        correct / tested, majority, tested, len(classes), len(set(groups)), len(set(fold.tolist())), chosen, converged
+    )

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,8 +100,9 @@ def batches(lengths: list[int], batch_frames: int) -> Iterator[list[int]]:
 
 
 @torch.no_grad()
-def encode_corpus(encoder: Any, mels: list[np.ndarray | None], layer: int = -1,
-                  batch_frames: int = 20_000) -> Iterator[tuple[int, torch.Tensor]]:
+def encode_corpus(
+    encoder: Any, mels: list[np.ndarray | None], layer: int = -1, batch_frames: int = 20_000
+) -> Iterator[tuple[int, torch.Tensor]]:
     """(index, (T_i, width) context vectors) of every utterance with features, in length order.
     `encoder`: an apcscale.models.export.Encoder."""
     from apcscale.models.export import pad

@@ -40,8 +40,12 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "digit": Task("digit", "digit", "speakers", "FSDD file names <digit>_<speaker>_<index>.wav"),
-    "speaker": Task("speaker", "speaker", "utterances", "a speaker for each file (FSDD or LibriSpeech names, speaker "
-                                                        "folders, a Kaldi utt2spk, lhotse supervisions)"),
+    "speaker": Task(
+        "speaker",
+        "speaker",
+        "utterances",
+        "a speaker for each file (FSDD or LibriSpeech names, speaker folders, a Kaldi utt2spk, lhotse supervisions)",
+    ),
     "gender": Task("gender", "gender", "speakers", f"a {SPEAKERS_JSON} beside the audio with a 'gender' per speaker"),
     "age": Task("age", "age group", "speakers", f"a {SPEAKERS_JSON} beside the audio with an 'age_group' per speaker"),
 }

@@ -26,16 +26,22 @@ def plot_probe(table: pd.DataFrame, stem: str | Path, title: str | None = None) 
         enc = t[t["model"] != "log-mel"]
         majority = float(t["majority"].iloc[0]) if len(t) else np.nan
         held = TASKS[task].held_out if task in TASKS else ""
-        for col, (xcol, xlabel) in enumerate((("N", style.axis_label("N")),
-                                              ("dev_loss", "pretraining dev loss (L1, min of the run)"))):
+        for col, (xcol, xlabel) in enumerate(
+            (("N", style.axis_label("N")), ("dev_loss", "pretraining dev loss (L1, min of the run)"))
+        ):
             ax = axes[row * 2 + col]
             values, points = [majority], []
             for i, arch in enumerate(archs):
                 a = enc[enc["arch"] == arch].sort_values(xcol)
                 if a.empty:
                     continue
-                ax.plot(a[xcol], 100 * a["accuracy"], marker=style.MARKERS[i % len(style.MARKERS)],
-                        color=style.categorical(i), label=arch)
+                ax.plot(
+                    a[xcol],
+                    100 * a["accuracy"],
+                    marker=style.MARKERS[i % len(style.MARKERS)],
+                    color=style.categorical(i),
+                    label=arch,
+                )
                 values += list(a["accuracy"])
                 points += list(zip(a[xcol], 100 * a["accuracy"]))
             if xcol == "N" and len(enc):
@@ -55,8 +61,14 @@ def plot_probe(table: pd.DataFrame, stem: str | Path, title: str | None = None) 
                 where, below = _label_place(ax, points, 100 * acc, must_be_below=acc < majority or near_top(acc))
                 style.hline(ax, 100 * acc, f"log-Mel {100 * acc:.1f}%", color=style.ENVELOPE, below=below, where=where)
             if np.isfinite(majority):
-                style.hline(ax, 100 * majority, f"majority {100 * majority:.1f}%", ls=(0, (1, 1.5)), where="right",
-                            below=(len(ref) > 0 and majority < float(ref["accuracy"].iloc[0])) or near_top(majority))
+                style.hline(
+                    ax,
+                    100 * majority,
+                    f"majority {100 * majority:.1f}%",
+                    ls=(0, (1, 1.5)),
+                    where="right",
+                    below=(len(ref) > 0 and majority < float(ref["accuracy"].iloc[0])) or near_top(majority),
+                )
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"{TASKS[task].title if task in TASKS else task} accuracy (%)")
             ax.set_title(f"{TASKS[task].title if task in TASKS else task}: held-out {held}", loc="left")
@@ -64,8 +76,10 @@ def plot_probe(table: pd.DataFrame, stem: str | Path, title: str | None = None) 
         from matplotlib.lines import Line2D
 
         handles, labels = axes[0].get_legend_handles_labels()
-        handles += [Line2D([], [], color=style.ENVELOPE, lw=0.9, ls=(0, (4, 2))),
-                    Line2D([], [], color=style.BASELINE, lw=0.9, ls=(0, (1, 1.5)))]
+        handles += [
+            Line2D([], [], color=style.ENVELOPE, lw=0.9, ls=(0, (4, 2))),
+            Line2D([], [], color=style.BASELINE, lw=0.9, ls=(0, (1, 1.5))),
+        ]
         labels += ["log-Mel input (same probe)", "majority class"]
         fig.legend(handles, labels, loc="outside upper right", ncol=len(labels))
     if title:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,27 @@ from apcscale.downstream.classifier import FOLDS, cross_validate
 from apcscale.downstream.extract import Corpus, load_corpus, pooled, torch_threads
 from apcscale.downstream.labels import TASKS, ProbeError, available_tasks, labels_for
 
-COLUMNS = ["task", "held_out", "model", "arch", "N", "D", "subset", "dev_loss", "layer", "dim", "accuracy",
-           "majority", "utterances", "speakers", "classes", "folds", "l2", "converged", "seconds"]
+COLUMNS = [
+    "task",
+    "held_out",
+    "model",
+    "arch",
+    "N",
+    "D",
+    "subset",
+    "dev_loss",
+    "layer",
+    "dim",
+    "accuracy",
+    "majority",
+    "utterances",
+    "speakers",
+    "classes",
+    "folds",
+    "l2",
+    "converged",
+    "seconds",
+]
 LOG_MEL = "log-mel"
 
 
@@ -44,27 +64,52 @@ def task_data(task: str, corpus: Corpus) -> dict[str, Any]:
     keep = [i for i, (f, lab) in enumerate(zip(corpus.files, labels)) if lab is not None and f.speaker is not None]
     speakers = {corpus.files[i].speaker for i in keep}
     if TASKS[task].held_out == "speakers" and len(speakers) < 2:
-        raise ProbeError(f"task '{task}': {corpus.root} has {len(speakers)} speaker(s) with {TASKS[task].title} "
-                         "labels; holding out speakers needs two or more")
-    return {"index": keep, "labels": [labels[i] for i in keep], "groups": [corpus.files[i].speaker for i in keep],
-            "keys": [corpus.files[i].key for i in keep]}
+        raise ProbeError(
+            f"task '{task}': {corpus.root} has {len(speakers)} speaker(s) with {TASKS[task].title} "
+            "labels; holding out speakers needs two or more"
+        )
+    return {
+        "index": keep,
+        "labels": [labels[i] for i in keep],
+        "groups": [corpus.files[i].speaker for i in keep],
+        "keys": [corpus.files[i].key for i in keep],
+    }
 
 
-def probe_features(x: np.ndarray, tasks: list[str], data: dict[str, dict[str, Any]], *, n_folds: int = FOLDS,
-                   seed: int = 0) -> list[dict[str, Any]]:
+def probe_features(
+    x: np.ndarray, tasks: list[str], data: dict[str, dict[str, Any]], *, n_folds: int = FOLDS, seed: int = 0
+) -> list[dict[str, Any]]:
     """One row per task for pooled features x (one row per corpus file; NaN: no features)."""
     rows = []
     for task in tasks:
         d = data[task]
         idx = [j for j, i in enumerate(d["index"]) if np.isfinite(x[i]).all()]
         started = time.perf_counter()
-        res = cross_validate(x[[d["index"][j] for j in idx]], [d["labels"][j] for j in idx],
-                             [d["groups"][j] for j in idx], [d["keys"][j] for j in idx], TASKS[task].held_out,
-                             n_folds=n_folds, seed=seed)
-        rows.append({"task": task, "held_out": TASKS[task].held_out, "dim": int(x.shape[1]), "accuracy": res.accuracy,
-                     "majority": res.majority, "utterances": res.n, "speakers": res.groups, "classes": res.classes,
-                     "folds": res.folds, "l2": "/".join(f"{v:g}" for v in res.l2), "converged": res.converged,
-                     "seconds": round(time.perf_counter() - started, 2)})
+        res = cross_validate(
+            x[[d["index"][j] for j in idx]],
+            [d["labels"][j] for j in idx],
+            [d["groups"][j] for j in idx],
+            [d["keys"][j] for j in idx],
+            TASKS[task].held_out,
+            n_folds=n_folds,
+            seed=seed,
+        )
+        rows.append(
+            {
+                "task": task,
+                "held_out": TASKS[task].held_out,
+                "dim": int(x.shape[1]),
+                "accuracy": res.accuracy,
+                "majority": res.majority,
+                "utterances": res.n,
+                "speakers": res.groups,
+                "classes": res.classes,
+                "folds": res.folds,
+                "l2": "/".join(f"{v:g}" for v in res.l2),
+                "converged": res.converged,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
     return rows
 
 
@@ -75,14 +120,24 @@ def resolve_tasks(tasks: list[str] | None, corpus: Corpus) -> list[str]:
         return tasks
     found = available_tasks(corpus.files, corpus.root)
     if not found:
-        raise ProbeError(f"{corpus.root} carries no labels any probe task reads ({', '.join(TASKS)}); "
-                         "see docs/encoders.md")
+        raise ProbeError(
+            f"{corpus.root} carries no labels any probe task reads ({', '.join(TASKS)}); see docs/encoders.md"
+        )
     return found
 
 
-def probe_encoders(models: list[dict[str, Any]], corpus: Corpus | str | Path, tasks: list[str] | None = None, *,
-                   layer: int = -1, reference: bool = True, n_folds: int = FOLDS, seed: int = 0,
-                   threads: int | None = 1, log: Callable[[str], None] = _quiet) -> pd.DataFrame:
+def probe_encoders(
+    models: list[dict[str, Any]],
+    corpus: Corpus | str | Path,
+    tasks: list[str] | None = None,
+    *,
+    layer: int = -1,
+    reference: bool = True,
+    n_folds: int = FOLDS,
+    seed: int = 0,
+    threads: int | None = 1,
+    log: Callable[[str], None] = _quiet,
+) -> pd.DataFrame:
     """Probe each model ({"model": name, "encoder": Encoder, plus arch, N, D, subset, dev_loss}) and,
     with `reference`, the normalised log-Mel input (the first model's feature settings and statistics)."""
     if not isinstance(corpus, Corpus):
@@ -100,15 +155,18 @@ def probe_encoders(models: list[dict[str, Any]], corpus: Corpus | str | Path, ta
             x = pooled(enc, mels, log_mel=True)
             for row in probe_features(x, tasks, data, n_folds=n_folds, seed=seed):
                 rows.append({"model": LOG_MEL, "layer": None, **row})
-            log(f"{LOG_MEL}: " + ", ".join(f"{r['task']} {r['accuracy']:.3f}" for r in rows[-len(tasks):]))
+            log(f"{LOG_MEL}: " + ", ".join(f"{r['task']} {r['accuracy']:.3f}" for r in rows[-len(tasks) :]))
         with torch_threads(threads):
             x = pooled(enc, mels, layer)
         meta = {k: m.get(k) for k in ("model", "arch", "N", "D", "subset", "dev_loss")}
         out = probe_features(x, tasks, data, n_folds=n_folds, seed=seed)
         for row in out:
             rows.append({**meta, "layer": enc.layer_index(layer), **row})
-        log(f"{m['model']}: " + ", ".join(f"{r['task']} {r['accuracy']:.3f}" for r in out)
-            + f" ({time.perf_counter() - started:.0f} s)")
+        log(
+            f"{m['model']}: "
+            + ", ".join(f"{r['task']} {r['accuracy']:.3f}" for r in out)
+            + f" ({time.perf_counter() - started:.0f} s)"
+        )
     table = pd.DataFrame(rows)
     return table.reindex(columns=COLUMNS)
 
@@ -120,8 +178,10 @@ def best_runs(sweep_dir: str | Path) -> pd.DataFrame:
         raise ProbeError(f"{sweep}: no such sweep directory")
     runs_csv = sweep / "results" / "runs.csv"
     if not runs_csv.is_file():
-        raise ProbeError(f"{sweep}: no results/runs.csv (not a sweep directory, or its tables are not written yet: "
-                         f"apcscale sweep --report {sweep})")
+        raise ProbeError(
+            f"{sweep}: no results/runs.csv (not a sweep directory, or its tables are not written yet: "
+            f"apcscale sweep --report {sweep})"
+        )
     runs = pd.read_csv(runs_csv)
     missing = {"run_id", "arch", "N", "min_dev_loss"} - set(runs.columns)
     if missing:
@@ -135,10 +195,19 @@ def best_runs(sweep_dir: str | Path) -> pd.DataFrame:
     return best.sort_values(["arch", "N"]).reset_index(drop=True)
 
 
-def probe_sweep(sweep_dir: str | Path, tasks: list[str] | None = None, *, audio: str | Path | None = None,
-                layer: int = -1, n_folds: int = FOLDS, seed: int = 0, plot: bool = True,
-                out: str | Path | None = None, threads: int | None = 1,
-                log: Callable[[str], None] = _quiet) -> tuple[pd.DataFrame, list[Path]]:
+def probe_sweep(
+    sweep_dir: str | Path,
+    tasks: list[str] | None = None,
+    *,
+    audio: str | Path | None = None,
+    layer: int = -1,
+    n_folds: int = FOLDS,
+    seed: int = 0,
+    plot: bool = True,
+    out: str | Path | None = None,
+    threads: int | None = 1,
+    log: Callable[[str], None] = _quiet,
+) -> tuple[pd.DataFrame, list[Path]]:
     """Probe the best run of each (arch, N) of a sweep and the log-Mel input; write probe.csv and
     probe.png (.pdf) to `out` (default: the sweep's results/). Returns the table and the files written."""
     from apcscale.models.export import encoder_from_run
@@ -148,9 +217,17 @@ def probe_sweep(sweep_dir: str | Path, tasks: list[str] | None = None, *, audio:
     models = []
     for r in best.itertuples():
         enc = encoder_from_run(r.run_dir)
-        models.append({"model": r.run_id, "encoder": enc, "arch": r.arch, "N": int(r.N),
-                       "D": int(r.D) if "D" in best.columns and pd.notna(r.D) else None,
-                       "subset": getattr(r, "subset", None), "dev_loss": float(r.min_dev_loss)})
+        models.append(
+            {
+                "model": r.run_id,
+                "encoder": enc,
+                "arch": r.arch,
+                "N": int(r.N),
+                "D": int(r.D) if "D" in best.columns and pd.notna(r.D) else None,
+                "subset": getattr(r, "subset", None),
+                "dev_loss": float(r.min_dev_loss),
+            }
+        )
     corpus_root = audio or models[0]["encoder"].config["provenance"].get("corpus")
     if not corpus_root:
         raise ProbeError(f"{sweep}: its manifest does not name the audio it was prepared from; give --audio")
@@ -166,20 +243,27 @@ def probe_sweep(sweep_dir: str | Path, tasks: list[str] | None = None, *, audio:
     if plot:
         from apcscale.downstream.plot import plot_probe
 
-        files += plot_probe(table, out / "probe", title=f"linear probes, {Path(corpus_root).name}: "
-                                                        f"layer {'last' if layer == -1 else layer}")
+        files += plot_probe(
+            table,
+            out / "probe",
+            title=f"linear probes, {Path(corpus_root).name}: layer {'last' if layer == -1 else layer}",
+        )
     return table, files
 
 
 def format_table(table: pd.DataFrame) -> str:
     """The probe table in plain text: one line per (task, model), accuracy beside the majority baseline."""
-    lines = [f"{'task':8s} {'held out':10s} {'model':28s} {'N':>9s} {'dev loss':>8s} {'accuracy':>8s} "
-             f"{'majority':>8s} {'utts':>5s} {'spk':>4s}"]
+    lines = [
+        f"{'task':8s} {'held out':10s} {'model':28s} {'N':>9s} {'dev loss':>8s} {'accuracy':>8s} "
+        f"{'majority':>8s} {'utts':>5s} {'spk':>4s}"
+    ]
     for r in table.itertuples():
         n = "" if pd.isna(r.N) else f"{int(r.N):,}"
         loss = "" if pd.isna(r.dev_loss) else f"{r.dev_loss:.4f}"
-        lines.append(f"{r.task:8s} {r.held_out:10s} {str(r.model)[:28]:28s} {n:>9s} {loss:>8s} "
-                     f"{_pct(r.accuracy):>8s} {_pct(r.majority):>8s} {int(r.utterances):>5d} {int(r.speakers):>4d}")
+        lines.append(
+            f"{r.task:8s} {r.held_out:10s} {str(r.model)[:28]:28s} {n:>9s} {loss:>8s} "
+            f"{_pct(r.accuracy):>8s} {_pct(r.majority):>8s} {int(r.utterances):>5d} {int(r.speakers):>4d}"
+        )
     return "\n".join(lines)
 
 

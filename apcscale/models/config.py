@@ -41,8 +41,11 @@ class ModelConfig:
             heads = self.num_heads
             check(heads >= 1, "heads", f"must be positive, got {heads}")
             check(self.width % heads == 0, "heads", f"width {self.width} is not divisible by {heads} heads")
-            check((self.width // heads) % 2 == 0, "heads",
-                  f"head dimension width/heads = {self.width // heads} must be even (rotary embeddings)")
+            check(
+                (self.width // heads) % 2 == 0,
+                "heads",
+                f"head dimension width/heads = {self.width // heads} must be even (rotary embeddings)",
+            )
         else:
             check(self.heads is None, "heads", "only transformer models have attention heads")
 

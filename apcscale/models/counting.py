@@ -1,4 +1,4 @@
-"""Parameter and FLOP counting (DESIGN.md, "Counting").
+"""Parameter and FLOP counting (docs/models.md, "Counting").
 
 N is the number of context-network parameters (the analogue of Kaplan et al.'s
 non-embedding parameters); the total adds the input projection and the head.

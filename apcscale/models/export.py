@@ -27,9 +27,10 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,12 +62,20 @@ class LayerError(ExportError, ValueError):
 class Encoder(nn.Module):
     """A frozen APC encoder with its own feature settings and normalisation (see the module doc)."""
 
-    def __init__(self, net: APCNet, features: FeatureConfig, mean: np.ndarray, std: np.ndarray,
-                 config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        net: APCNet,
+        features: FeatureConfig,
+        mean: np.ndarray,
+        std: np.ndarray,
+        config: dict[str, Any] | None = None,
+    ):
         super().__init__()
         if len(mean) != net.feature_dim or len(std) != net.feature_dim:
-            raise ExportError(f"normalisation statistics of size {len(mean)}/{len(std)} for a model that reads "
-                              f"{net.feature_dim} features")
+            raise ExportError(
+                f"normalisation statistics of size {len(mean)}/{len(std)} for a model that reads "
+                f"{net.feature_dim} features"
+            )
         if features.n_mels != net.feature_dim:
             raise ExportError(f"feature settings give {features.n_mels} Mel bins, the model reads {net.feature_dim}")
         self.net = net.eval().requires_grad_(False)
@@ -119,21 +128,30 @@ class Encoder(nn.Module):
         """A layer as 0..depth (0: the input projection, depth: the last context layer)."""
         depth = self.depth
         if not -(depth + 1) <= int(layer) <= depth:
-            raise LayerError(f"layer {layer} is out of range for this {depth}-layer {self.net.cfg.arch} "
-                             f"(use 0..{depth}, or -1 for the last)")
+            raise LayerError(
+                f"layer {layer} is out of range for this {depth}-layer {self.net.cfg.arch} "
+                f"(use 0..{depth}, or -1 for the last)"
+            )
         return int(layer) % (depth + 1)
 
     @torch.no_grad()
-    def encode_normalised(self, feats: torch.Tensor, lengths: torch.Tensor | None = None,
-                          layer: int = -1) -> torch.Tensor:
+    def encode_normalised(
+        self, feats: torch.Tensor, lengths: torch.Tensor | None = None, layer: int = -1
+    ) -> torch.Tensor:
         """Normalised features (B, T, F) -> (B, T, width); steps past `lengths` are zero."""
         if lengths is not None:
             lengths = torch.as_tensor(lengths, dtype=torch.long, device=self.mean.device)
         return self.net.encode(feats.to(self.mean.device), lengths, layer=layer)
 
     @torch.no_grad()
-    def encode(self, x: Any, layer: int = -1, *, sample_rate: int | None = None,
-               lengths: torch.Tensor | Sequence[int] | None = None) -> Any:
+    def encode(
+        self,
+        x: Any,
+        layer: int = -1,
+        *,
+        sample_rate: int | None = None,
+        lengths: torch.Tensor | Sequence[int] | None = None,
+    ) -> Any:
         """Context vectors of one layer (0 .. depth, -1 the last; see APCNet.encode).
 
         x: a 1-D waveform (give `sample_rate`) -> (T, width); a list of 1-D waveforms -> a list of
@@ -185,15 +203,18 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if p.is_dir():
         p = p / CONFIG
     if not p.is_file():
-        raise ExportError(f"{p.parent if p.name == CONFIG else p}: not an encoder export (no {CONFIG}; make one with "
-                          "`apcscale export RUN_DIR OUT`)")
+        raise ExportError(
+            f"{p.parent if p.name == CONFIG else p}: not an encoder export (no {CONFIG}; make one with "
+            "`apcscale export RUN_DIR OUT`)"
+        )
     try:
         config = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
         raise ExportError(f"{p}: not readable JSON ({exc})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ExportError(f"{p}: format {config.get('format') if isinstance(config, dict) else None!r}, "
-                          f"expected {FORMAT!r}")
+        raise ExportError(
+            f"{p}: format {config.get('format') if isinstance(config, dict) else None!r}, expected {FORMAT!r}"
+        )
     return config
 
 
@@ -202,7 +223,9 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
         try:
             from safetensors.torch import load_file
         except ImportError:
-            raise ExportError(f"{path}: reading safetensors needs the safetensors package (pip install safetensors)") from None
+            raise ExportError(
+                f"{path}: reading safetensors needs the safetensors package (pip install safetensors)"
+            ) from None
         return load_file(str(path))
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -218,14 +241,21 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu", *, verify
     if verify:
         digest = _sha256(weights)
         if digest != config["weights"]["sha256"]:
-            raise ExportError(f"{weights}: sha256 {digest[:12]}... does not match config.json's "
-                              f"{config['weights']['sha256'][:12]}... (a changed or torn file)")
+            raise ExportError(
+                f"{weights}: sha256 {digest[:12]}... does not match config.json's "
+                f"{config['weights']['sha256'][:12]}... (a changed or torn file)"
+            )
     cfg = ModelConfig(**config["model"])
     net = APCNet(int(config["feature_dim"]), cfg)
     net.load_state_dict(_load_weights(weights))
     norm = config["normalisation"]
-    enc = Encoder(net, FeatureConfig.from_dict(config["features"]), np.asarray(norm["mean"], dtype=np.float64),
-                  np.asarray(norm["std"], dtype=np.float64), config)
+    enc = Encoder(
+        net,
+        FeatureConfig.from_dict(config["features"]),
+        np.asarray(norm["mean"], dtype=np.float64),
+        np.asarray(norm["std"], dtype=np.float64),
+        config,
+    )
     return enc.to(device)
 
 
@@ -258,9 +288,11 @@ def run_parts(run_dir: str | Path, checkpoint: str = "best") -> dict[str, Any]:
     ckpt_path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
     if not ckpt_path.is_file():
         have = sorted(p.name for p in run.checkpoint_dir.glob("*.ckpt")) if run.checkpoint_dir.is_dir() else []
-        raise ExportError(f"{run.path}: no checkpoint {ckpt_path.relative_to(run.path)} "
-                          f"({'it holds ' + ', '.join(have) if have else 'the run wrote no checkpoint'}"
-                          f"{'; --checkpoint last exports the last one' if 'last.ckpt' in have else ''})")
+        raise ExportError(
+            f"{run.path}: no checkpoint {ckpt_path.relative_to(run.path)} "
+            f"({'it holds ' + ', '.join(have) if have else 'the run wrote no checkpoint'}"
+            f"{'; --checkpoint last exports the last one' if 'last.ckpt' in have else ''})"
+        )
     recipe_path = run.path / "recipe.yaml"
     if not recipe_path.is_file():
         raise ExportError(f"{run.path}: no recipe.yaml (not an apcscale run directory)")
@@ -274,18 +306,21 @@ def run_parts(run_dir: str | Path, checkpoint: str = "best") -> dict[str, Any]:
         raise ExportError(f"{ckpt_path}: not an apcscale checkpoint (no model hyper-parameters or state_dict)")
     cfg = ModelConfig(**hp["model"])
     net = APCNet(int(hp["feature_dim"]), cfg)
-    weights = {k[len("net."):]: v for k, v in state["state_dict"].items() if k.startswith("net.")}
+    weights = {k[len("net.") :]: v for k, v in state["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(weights)
 
     manifest_path = (recipe.get("data") or {}).get("manifest")
     if not manifest_path:
-        raise ExportError(f"{recipe_path}: data.manifest is not set, so the feature settings and statistics are "
-                          "unknown (a run trained from audio records the manifest it prepared in its recipe)")
+        raise ExportError(
+            f"{recipe_path}: data.manifest is not set, so the feature settings and statistics are "
+            "unknown (a run trained from audio records the manifest it prepared in its recipe)"
+        )
     try:
         manifest = Manifest.load(manifest_path)
     except ManifestError as exc:
-        raise ExportError(f"{run.path}: its training data is gone, so its features and statistics cannot be "
-                          f"exported: {exc}") from None
+        raise ExportError(
+            f"{run.path}: its training data is gone, so its features and statistics cannot be exported: {exc}"
+        ) from None
     if manifest.feature_dim != net.feature_dim:
         raise ExportError(f"{manifest.path}: {manifest.feature_dim} features, but {ckpt_path} reads {net.feature_dim}")
     summary = run.read_summary() or {}
@@ -328,8 +363,14 @@ def encoder_from_run(run_dir: str | Path, checkpoint: str = "best") -> Encoder:
     return Encoder(parts["net"], FeatureConfig.from_dict(m.data["features"]), m.mean, m.std, config)
 
 
-def export_run(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best", overwrite: bool = False,
-               weights_format: str = "auto") -> Path:
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    checkpoint: str = "best",
+    overwrite: bool = False,
+    weights_format: str = "auto",
+) -> Path:
     """Write the export directory of a run's checkpoint (see the module doc); returns its config.json.
     weights_format: "auto" (safetensors if installed, else a torch state_dict), "safetensors" or "pt"."""
     parts = run_parts(run_dir, checkpoint)
@@ -346,6 +387,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best"
     if weights_format == "auto":
         try:
             import safetensors.torch  # noqa: F401
+
             weights_format = "safetensors"
         except ImportError:
             weights_format = "pt"
@@ -368,15 +410,24 @@ def export_run(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best"
         "time_shift": int(cfg.time_shift),
         "N": int(size.n_context),
         "N_total": int(size.n_total),
-        "layers": {"count": cfg.depth + 1, "width": cfg.width,
-                   "meaning": "0: the input projection; 1..depth: each context layer; -1: the last"},
+        "layers": {
+            "count": cfg.depth + 1,
+            "width": cfg.width,
+            "meaning": "0: the input projection; 1..depth: each context layer; -1: the last",
+        },
         "features": dict(m.data["features"]),
-        "normalisation": {"mean": [float(v) for v in m.mean], "std": [float(v) for v in m.std],
-                          "how": "(x - mean) * (1 / std), in float32, on features rounded to features.dtype",
-                          "frames": int(m.data["stats"].get("frames", 0))},
+        "normalisation": {
+            "mean": [float(v) for v in m.mean],
+            "std": [float(v) for v in m.std],
+            "how": "(x - mean) * (1 / std), in float32, on features rounded to features.dtype",
+            "frames": int(m.data["stats"].get("frames", 0)),
+        },
         "weights": {"file": weights.name, "format": weights_format, "sha256": _sha256(weights)},
-        "provenance": {**parts["provenance"], "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "torch": torch.__version__},
+        "provenance": {
+            **parts["provenance"],
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "torch": torch.__version__,
+        },
     }
     path = out / CONFIG
     tmp = path.with_name(f".{CONFIG}.tmp")
@@ -385,5 +436,15 @@ def export_run(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best"
     return path
 
 
-__all__ = ["Encoder", "ExportError", "LayerError", "FORMAT", "encoder_from_run", "export_run", "load_encoder", "pad", "read_config",
-           "run_parts"]
+__all__ = [
+    "Encoder",
+    "ExportError",
+    "LayerError",
+    "FORMAT",
+    "encoder_from_run",
+    "export_run",
+    "load_encoder",
+    "pad",
+    "read_config",
+    "run_parts",
+]

@@ -29,8 +29,14 @@ class Layout:
     """lengths (n,) int64; rows, offsets (n,) int64 when packed (None: padded, row i = utterance i);
     steps: the tensor's time dimension L (default: the longest utterance's end)."""
 
-    def __init__(self, lengths: torch.Tensor, rows: torch.Tensor | None = None, offsets: torch.Tensor | None = None,
-                 steps: int | None = None, n_rows: int | None = None):
+    def __init__(
+        self,
+        lengths: torch.Tensor,
+        rows: torch.Tensor | None = None,
+        offsets: torch.Tensor | None = None,
+        steps: int | None = None,
+        n_rows: int | None = None,
+    ):
         if (rows is None) != (offsets is None):
             raise ValueError("Layout: give both rows and offsets (a packed batch) or neither (a padded batch)")
         self.lengths = lengths.long()
@@ -42,14 +48,15 @@ class Layout:
     # ------------------------------------------------------------------------------ building
 
     @classmethod
-    def of(cls, batch: dict) -> "Layout":
+    def of(cls, batch: dict) -> Layout:
         """The layout of a stream batch: packed when it has rows and offsets, else padded."""
         feats = batch["feats"]
-        return cls(batch["lengths"], batch.get("rows"), batch.get("offsets"), steps=feats.shape[1],
-                   n_rows=feats.shape[0])
+        return cls(
+            batch["lengths"], batch.get("rows"), batch.get("offsets"), steps=feats.shape[1], n_rows=feats.shape[0]
+        )
 
     @classmethod
-    def coerce(cls, layout: "Layout | torch.Tensor | None", feats: torch.Tensor) -> "Layout | None":
+    def coerce(cls, layout: Layout | torch.Tensor | None, feats: torch.Tensor) -> Layout | None:
         """A Layout from a Layout, a lengths tensor (padded) or None (every row full: no layout)."""
         if layout is None or isinstance(layout, Layout):
             return layout

@@ -54,8 +54,9 @@ class APCNet(nn.Module):
         layout = Layout.coerce(layout, feats)
         return self.head(self.context(self.input_proj(feats), _packed(layout)))
 
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor | None = None, layer: int = -1,
-               layout: Layout | None = None) -> torch.Tensor:
+    def encode(
+        self, feats: torch.Tensor, lengths: torch.Tensor | None = None, layer: int = -1, layout: Layout | None = None
+    ) -> torch.Tensor:
         """The context vectors h_t of one layer, (B, T, width); h_t depends on frames 1..t only.
 
         layer: 0 = after the input projection, 1..depth = after each context layer (for the
@@ -65,8 +66,10 @@ class APCNet(nn.Module):
         """
         depth = self.cfg.depth
         if not -(depth + 1) <= layer <= depth:
-            raise ValueError(f"encode: layer {layer} is out of range for a {depth}-layer {self.cfg.arch} "
-                             f"(use 0..{depth}, or -1 for the last)")
+            raise ValueError(
+                f"encode: layer {layer} is out of range for a {depth}-layer {self.cfg.arch} "
+                f"(use 0..{depth}, or -1 for the last)"
+            )
         k = layer % (depth + 1)
         layout = layout if layout is not None else Layout.coerce(lengths, feats)
         h = self.context(self.input_proj(feats), _packed(layout), layers=k)
@@ -74,8 +77,7 @@ class APCNet(nn.Module):
             h = h * layout.occupied.unsqueeze(-1).to(h.dtype)
         return h
 
-    def loss_terms(self, feats: torch.Tensor,
-                   layout: Layout | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_terms(self, feats: torch.Tensor, layout: Layout | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum of absolute errors over valid positions and the number of terms (frames x dims).
         layout: the batch's Layout, or the lengths of a padded batch."""
         layout = Layout.coerce(layout, feats)

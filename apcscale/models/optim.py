@@ -44,8 +44,11 @@ class OptimConfig:
         if self.schedule == "wsd":
             check(self.warmup + self.decay <= 1, "decay", "warmup + decay must not exceed 1")
         if self.betas is not None:
-            check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
-                  f"must be two numbers in [0, 1), got {self.betas}")
+            check(
+                len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                "betas",
+                f"must be two numbers in [0, 1), got {self.betas}",
+            )
 
     @property
     def adam_betas(self) -> tuple[float, float]:

@@ -61,8 +61,9 @@ class RecurrentContext(nn.Module):
             for rnn in stack:
                 y, _ = rnn(PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices))
                 data = data + self.dropout(y.data)
-            return layout.unpack(PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
-                                                packed.unsorted_indices), x)
+            return layout.unpack(
+                PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), x
+            )
         for rnn in stack:
             y, _ = rnn(x)
             x = x + self.dropout(y)

@@ -33,8 +33,9 @@ class Rotary(nn.Module):
         inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor,
-                position: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, position: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k: (B, H, T, Dh); rotates pairs of channels by position-dependent angles.
         position: (B, T) each step's position (default: 0..T-1 in every row)."""
         if position is None:
@@ -82,9 +83,7 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(width)
         self.attn = CausalSelfAttention(width, heads, dropout)
         self.ln2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(
-            nn.Linear(width, ff_mult * width), nn.GELU(), nn.Linear(ff_mult * width, width)
-        )
+        self.mlp = nn.Sequential(nn.Linear(width, ff_mult * width), nn.GELU(), nn.Linear(ff_mult * width, width))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, layout: Layout | None = None) -> torch.Tensor:

@@ -76,8 +76,9 @@ def available(prefix: str = "") -> list[RecipeFile]:
     for folder, origin in recipe_dirs():
         for path in sorted(folder.glob(f"{prefix}*{SUFFIX}")):
             if path.is_file() and path.stem not in found:
-                found[path.stem] = RecipeFile(path.stem, path, origin, summary_of(path),
-                                              shadows=origin != "shipped" and path.stem in shipped)
+                found[path.stem] = RecipeFile(
+                    path.stem, path, origin, summary_of(path), shadows=origin != "shipped" and path.stem in shipped
+                )
     return [found[name] for name in sorted(found)]
 
 
@@ -93,8 +94,12 @@ def find_recipe(name: str, prefix: str = "") -> Path:
             if candidate.is_file():
                 return candidate
     known = ", ".join(r.name for r in available(prefix))
-    raise RecipeError("", f"no such recipe file or name (the {prefix or ''}* recipes: {known or 'none'}; "
-                          "`apcscale recipes list` shows every recipe and where it lies)", source=name)
+    raise RecipeError(
+        "",
+        f"no such recipe file or name (the {prefix or ''}* recipes: {known or 'none'}; "
+        "`apcscale recipes list` shows every recipe and where it lies)",
+        source=name,
+    )
 
 
 def list_recipes(prefix: str, width: int = 32) -> None:
@@ -120,8 +125,9 @@ def copy_recipe(name: str, dest: str | Path, *, force: bool = False) -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="apcscale recipes", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="apcscale recipes", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="action", metavar="{list,cp}")
     ls = sub.add_parser("list", help="every recipe by name, with its first comment line and where it lies")
     ls.add_argument("--kind", choices=("sweep", "train"), help="only the sweep_* or the train_* recipes")
@@ -144,10 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         for r in recipes:
             print(f"{r.name:{width}s} {r.summary}")
             if r.origin != "shipped":
-                print(f"{'':{width}s}   {r.path}" + (" (replaces the shipped recipe of that name)" if r.shadows else ""))
-        print(f"\nshipped recipes: {PACKAGED}"
-              f"\nyour own: a file by path, or a folder in ${ENV} or ./recipes; "
-              "copy one to edit with `apcscale recipes cp NAME DEST`")
+                print(
+                    f"{'':{width}s}   {r.path}" + (" (replaces the shipped recipe of that name)" if r.shadows else "")
+                )
+        print(
+            f"\nshipped recipes: {PACKAGED}"
+            f"\nyour own: a file by path, or a folder in ${ENV} or ./recipes; "
+            "copy one to edit with `apcscale recipes cp NAME DEST`"
+        )
         return 0
     try:
         target = copy_recipe(args.name, args.dest, force=args.force)

@@ -17,32 +17,46 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m apcscale.recipes.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m apcscale.recipes.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("run_dir", help="a run directory (with checkpoints/best.ckpt and recipe.yaml)")
     parser.add_argument("out", help="the export directory to write")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="best.ckpt (lowest dev loss, the default) or last.ckpt")
-    parser.add_argument("--weights", choices=("auto", "safetensors", "pt"), default="auto",
-                        help="weights file format (auto: safetensors if installed, else a torch state_dict)")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="best.ckpt (lowest dev loss, the default) or last.ckpt",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("auto", "safetensors", "pt"),
+        default="auto",
+        help="weights file format (auto: safetensors if installed, else a torch state_dict)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export in OUT")
     args = parser.parse_args(argv)
 
     from apcscale.models.export import ExportError, export_run
 
     try:
-        path = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite,
-                          weights_format=args.weights)
+        path = export_run(
+            args.run_dir, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite, weights_format=args.weights
+        )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     config = json.loads(path.read_text())
     prov = config["provenance"]
     loss = prov.get("checkpoint_dev_loss")
-    print(f"exported {prov['run_id']} ({config['label']}, N = {config['N']:,}, {config['feature_dim']} log-Mel bins at "
-          f"{config['features']['sample_rate']} Hz) from {prov['checkpoint']}"
-          + (f" (dev loss {loss:.4f})" if loss is not None else "")
-          + f" to {path.parent}: {config['weights']['file']}, {path.name}")
+    print(
+        f"exported {prov['run_id']} ({config['label']}, N = {config['N']:,}, {config['feature_dim']} log-Mel bins at "
+        f"{config['features']['sample_rate']} Hz) from {prov['checkpoint']}"
+        + (f" (dev loss {loss:.4f})" if loss is not None else "")
+        + f" to {path.parent}: {config['weights']['file']}, {path.name}"
+    )
     return 0
 
 

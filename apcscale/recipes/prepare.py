@@ -24,33 +24,70 @@ def build_parser() -> argparse.ArgumentParser:
     from apcscale.data.prepare import DEV_BY, PrepareOptions
 
     d = PrepareOptions()
-    p = argparse.ArgumentParser(prog="python -m apcscale.recipes.prepare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="audio folder, 'fsdd', 'librispeech:SUBSET' (e.g. librispeech:train-clean-100), "
-                                  "a Kaldi data directory, or a lhotse manifest")
+    p = argparse.ArgumentParser(
+        prog="python -m apcscale.recipes.prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "source",
+        help="audio folder, 'fsdd', 'librispeech:SUBSET' (e.g. librispeech:train-clean-100), "
+        "a Kaldi data directory, or a lhotse manifest",
+    )
     p.add_argument("out_dir", help="output folder (manifest.json, train/, dev/)")
     p.add_argument("--n-mels", type=int, default=None, help="Mel bins (default 80 at >= 16 kHz, else 40)")
-    p.add_argument("--sample-rate", type=int, default=None,
-                   help="feature sample rate; other rates are resampled (default: the most common in the input)")
+    p.add_argument(
+        "--sample-rate",
+        type=int,
+        default=None,
+        help="feature sample rate; other rates are resampled (default: the most common in the input)",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--dev-fraction", type=float, default=d.dev_fraction,
-                   help=f"share of utterances held out, whole speakers when known (default {d.dev_fraction})")
-    p.add_argument("--dev-by", choices=DEV_BY, default=d.dev_by,
-                   help="hold out whole speakers (auto: when every file's speaker is known) or utterances "
-                        "(every speaker in both splits: the dev loss then measures held-out speech of known "
-                        "speakers, not new speakers; for corpora with a handful of speakers such as FSDD)")
-    p.add_argument("--shard-utterances", type=int, default=d.shard_utterances,
-                   help=f"at most this many utterances per shard (default {d.shard_utterances})")
-    p.add_argument("--shard-frames", type=int, default=d.shard_frames,
-                   help=f"at most this many frames per shard (default {d.shard_frames})")
-    p.add_argument("--min-subset-frames", type=int, default=d.min_subset_frames,
-                   help=f"frames in the smallest nested subset, at least (default {d.min_subset_frames})")
-    p.add_argument("--max-subsets", type=int, default=d.max_subsets,
-                   help=f"at most this many nested subsets (default {d.max_subsets})")
+    p.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=d.dev_fraction,
+        help=f"share of utterances held out, whole speakers when known (default {d.dev_fraction})",
+    )
+    p.add_argument(
+        "--dev-by",
+        choices=DEV_BY,
+        default=d.dev_by,
+        help="hold out whole speakers (auto: when every file's speaker is known) or utterances "
+        "(every speaker in both splits: the dev loss then measures held-out speech of known "
+        "speakers, not new speakers; for corpora with a handful of speakers such as FSDD)",
+    )
+    p.add_argument(
+        "--shard-utterances",
+        type=int,
+        default=d.shard_utterances,
+        help=f"at most this many utterances per shard (default {d.shard_utterances})",
+    )
+    p.add_argument(
+        "--shard-frames",
+        type=int,
+        default=d.shard_frames,
+        help=f"at most this many frames per shard (default {d.shard_frames})",
+    )
+    p.add_argument(
+        "--min-subset-frames",
+        type=int,
+        default=d.min_subset_frames,
+        help=f"frames in the smallest nested subset, at least (default {d.min_subset_frames})",
+    )
+    p.add_argument(
+        "--max-subsets",
+        type=int,
+        default=d.max_subsets,
+        help=f"at most this many nested subsets (default {d.max_subsets})",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="salt of the dev choice and subset order")
-    p.add_argument("--allow-pipes", action="store_true",
-                   help="run the commands of a Kaldi wav.scp (`<id> <command> |`) or lhotse command sources "
-                        "(refused by default: they are shell commands taken from a data file)")
+    p.add_argument(
+        "--allow-pipes",
+        action="store_true",
+        help="run the commands of a Kaldi wav.scp (`<id> <command> |`) or lhotse command sources "
+        "(refused by default: they are shell commands taken from a data file)",
+    )
     p.add_argument("--verify", action="store_true", help="afterwards, check every shard's sha256")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
     return p
@@ -75,12 +112,23 @@ def main(argv: list[str] | None = None) -> int:
 
             extra = {"kind": "fsdd", "commit": FSDD_COMMIT}
         started = time.perf_counter()
-        path = ensure_prepared(audio, args.out_dir, n_mels=args.n_mels, workers=args.workers,
-                               progress=not args.no_progress, source=extra, dev_fraction=args.dev_fraction,
-                               dev_by=args.dev_by, shard_utterances=args.shard_utterances,
-                               shard_frames=args.shard_frames,
-                               min_subset_frames=args.min_subset_frames, max_subsets=args.max_subsets,
-                               sample_rate=args.sample_rate, seed=args.seed, allow_pipes=args.allow_pipes)
+        path = ensure_prepared(
+            audio,
+            args.out_dir,
+            n_mels=args.n_mels,
+            workers=args.workers,
+            progress=not args.no_progress,
+            source=extra,
+            dev_fraction=args.dev_fraction,
+            dev_by=args.dev_by,
+            shard_utterances=args.shard_utterances,
+            shard_frames=args.shard_frames,
+            min_subset_frames=args.min_subset_frames,
+            max_subsets=args.max_subsets,
+            sample_rate=args.sample_rate,
+            seed=args.seed,
+            allow_pipes=args.allow_pipes,
+        )
         m = Manifest.load(path)
         if args.verify:
             m.verify(deep=True)
@@ -93,14 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("subset", "shards", "utterances", "frames", "hours"):
         table.add_column(col, justify="right")
     for name, info in m.subsets.items():
-        table.add_row(name, str(len(info["shards"])), f"{info['utterances']:,}", f"{info['frames']:,}",
-                      f"{info['hours']:.4g}")
+        table.add_row(
+            name, str(len(info["shards"])), f"{info['utterances']:,}", f"{info['frames']:,}", f"{info['hours']:.4g}"
+        )
     dev = m.dev
     table.add_row("dev", str(len(dev["shards"])), f"{dev['utterances']:,}", f"{dev['frames']:,}", f"{dev['hours']:.4g}")
     console.print(table)
-    console.print(f"{feats['n_mels']} log-Mel bins at {feats['sample_rate']} Hz, {feats['frames_per_second']:g} frames/s; "
-                  f"dev split by {m.data['split']['by']}; {len(m.skipped)} file(s) skipped"
-                  + (f" (first: {m.skipped[0]['path']}: {m.skipped[0]['reason']})" if m.skipped else ""))
+    console.print(
+        f"{feats['n_mels']} log-Mel bins at {feats['sample_rate']} Hz, {feats['frames_per_second']:g} frames/s; "
+        f"dev split by {m.data['split']['by']}; {len(m.skipped)} file(s) skipped"
+        + (f" (first: {m.skipped[0]['path']}: {m.skipped[0]['reason']})" if m.skipped else "")
+    )
     print(path)
     return 0
 

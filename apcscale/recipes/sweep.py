@@ -32,27 +32,45 @@ DEFAULT = "sweep_default.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m apcscale.recipes.sweep", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m apcscale.recipes.sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("recipe", nargs="?", help=f"recipe file, or a name from --list (default {DEFAULT})")
     p.add_argument("--list", action="store_true", help="list the sweep recipes and exit")
     p.add_argument("--dry-run", action="store_true", help="validate, prepare the data, print the plan, and stop")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a recipe field, e.g. --set budget.cpu_hours=0.1 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a recipe field, e.g. --set budget.cpu_hours=0.1 (repeatable)",
+    )
     p.add_argument("--pruning", choices=("frontier", "off", "asha"), help="override pruning.policy")
     p.add_argument("--audio", help="folder of audio to prepare and use (overrides data.audio)")
     p.add_argument("--manifest", help="a prepared manifest.json (overrides data.manifest)")
     p.add_argument("--output", help="output directory (overrides output_dir); the sweep goes to OUTPUT/<name>")
-    p.add_argument("--address", help="an existing Ray cluster ('auto' on one of its nodes, or 'head:6379'); default: a local Ray")
+    p.add_argument(
+        "--address", help="an existing Ray cluster ('auto' on one of its nodes, or 'head:6379'); default: a local Ray"
+    )
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in the output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a previous sweep of the same name")
     p.add_argument("--no-probe", action="store_true", help="estimate times from FLOPs instead of a throughput probe")
     p.add_argument("--no-progress", action="store_true", help="one line per event instead of the live table")
     p.add_argument("--report", metavar="SWEEP_DIR", help="rebuild the results of a sweep directory and exit")
-    p.add_argument("--replay", metavar="SWEEP_DIR",
-                   help="replay the recipe's pruning policy over a finished sweep's curves and exit")
-    p.add_argument("--timeline", choices=("recorded", "complete"), default="recorded",
-                   help="--replay: feed evaluations in their recorded order, or with every other run complete")
+    p.add_argument(
+        "--replay",
+        metavar="SWEEP_DIR",
+        help="replay the recipe's pruning policy over a finished sweep's curves and exit",
+    )
+    p.add_argument(
+        "--timeline",
+        choices=("recorded", "complete"),
+        default="recorded",
+        help="--replay: feed evaluations in their recorded order, or with every other run complete",
+    )
     return p
 
 
@@ -170,13 +188,17 @@ def _resume(console, args, sweep_dir: Path, started: float) -> int:
     ran_with = (data.get("pruning") or {}).get("policy", "frontier")
     ran_with = {True: "frontier", False: "off"}.get(ran_with, ran_with)
     if args.pruning and args.pruning != ran_with:
-        raise RecipeError("pruning.policy", f"the sweep ran with pruning {ran_with!r}; --resume continues it so "
-                                            "(its scheduler is restored with the sweep's Tune state); start a new "
-                                            f"sweep (another --output or name) for --pruning {args.pruning}")
+        raise RecipeError(
+            "pruning.policy",
+            f"the sweep ran with pruning {ran_with!r}; --resume continues it so "
+            "(its scheduler is restored with the sweep's Tune state); start a new "
+            f"sweep (another --output or name) for --pruning {args.pruning}",
+        )
     for flag, value in (("--audio", args.audio), ("--manifest", args.manifest)):
         if value:
-            raise RecipeError("data", f"the sweep's data are fixed by its plan ({sweep_dir / 'plan.json'}): "
-                                      f"--resume takes no {flag}")
+            raise RecipeError(
+                "data", f"the sweep's data are fixed by its plan ({sweep_dir / 'plan.json'}): --resume takes no {flag}"
+            )
     if args.address:
         data.setdefault("ray", {})["address"] = args.address
     recipe = from_dict(SweepRecipe, data)
@@ -188,21 +210,28 @@ def _resume(console, args, sweep_dir: Path, started: float) -> int:
 def _plan(console, args, path, recipe, sweep_dir: Path, started: float) -> int:
     if sweep_dir.exists() and any(sweep_dir.iterdir()) and not args.dry_run:
         if not args.overwrite:
-            raise RecipeError("output_dir", f"{sweep_dir} already holds a sweep; --resume continues it, "
-                                            "--overwrite replaces it, or choose another --output / name")
+            raise RecipeError(
+                "output_dir",
+                f"{sweep_dir} already holds a sweep; --resume continues it, "
+                "--overwrite replaces it, or choose another --output / name",
+            )
     from apcscale.sweep.display import plan_summary, plan_table
     from apcscale.sweep.planner import build_plan
     from apcscale.train.run import resolve_manifest
 
-    console.print(f"[bold]sweep {recipe.name}[/] from {path}" + (f": {recipe.description}" if recipe.description else ""))
+    console.print(
+        f"[bold]sweep {recipe.name}[/] from {path}" + (f": {recipe.description}" if recipe.description else "")
+    )
     manifest = resolve_manifest(recipe.data, progress=True)
     capacity = None
     if recipe.ray.address:
         from apcscale.sweep.runner import init_ray
 
         capacity = init_ray(recipe, recipe.ray.address)
-        console.print(f"on the Ray cluster at {recipe.ray.address}: {capacity['cpus']:g} CPUs, {capacity['gpus']:g} GPUs"
-                      + (" (Ray token authentication on)" if os.environ.get("RAY_AUTH_MODE") == "token" else ""))
+        console.print(
+            f"on the Ray cluster at {recipe.ray.address}: {capacity['cpus']:g} CPUs, {capacity['gpus']:g} GPUs"
+            + (" (Ray token authentication on)" if os.environ.get("RAY_AUTH_MODE") == "token" else "")
+        )
     t0 = time.perf_counter()
     with console.status("planning: counting parameters and FLOPs, probing throughput..."):
         plan = build_plan(recipe, manifest, probe=not args.no_probe, capacity=capacity)
@@ -227,24 +256,32 @@ def _execute(console, recipe, plan, sweep_dir: Path, *, resume: bool, args, star
     from apcscale.sweep.runner import run_sweep
 
     t0 = time.perf_counter()
-    outcome = run_sweep(recipe, plan, sweep_dir, resume=resume, address=recipe.ray.address,
-                        progress=False if args.no_progress else None)
+    outcome = run_sweep(
+        recipe, plan, sweep_dir, resume=resume, address=recipe.ray.address, progress=False if args.no_progress else None
+    )
     wall = time.perf_counter() - t0
     with console.status("fitting the scaling laws and drawing the plots..."):
         res = collect(sweep_dir, wall_seconds=wall, mode=recipe.pruning.policy)
     console.print(res.report, soft_wrap=True, markup=False)
-    console.print(f"results in {sweep_dir / 'results'} (report.txt, points.csv, runs.csv, fit.json; figures: curves, "
-                  "compute, isoflop, law_nd as .png and .pdf)")
+    console.print(
+        f"results in {sweep_dir / 'results'} (report.txt, points.csv, runs.csv, fit.json; figures: curves, "
+        "compute, isoflop, law_nd as .png and .pdf)"
+    )
     console.print(f"total {time.time() - started:.0f}s")
     if outcome.interrupted:
-        console.print("[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
-                      + escape(f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else "")),
-                      soft_wrap=True)
+        console.print(
+            "[yellow]interrupted[/]: continue with  python -m apcscale.recipes.sweep "
+            + escape(f"{args.recipe or ''} --resume" + (f" --output {args.output}" if args.output else "")),
+            soft_wrap=True,
+        )
         return 130
     crashed = _crashed_runs(sweep_dir, plan)
     if crashed:  # a diverged run is a result; a run that crashed past its retries is an error
-        console.print(f"[bold red]{len(crashed)} run(s) failed with an error[/] (not in the selection or the fits): "
-                      + escape("; ".join(f"{r}: {e}" for r, e in crashed)), soft_wrap=True)
+        console.print(
+            f"[bold red]{len(crashed)} run(s) failed with an error[/] (not in the selection or the fits): "
+            + escape("; ".join(f"{r}: {e}" for r, e in crashed)),
+            soft_wrap=True,
+        )
         return 1
     return 0
 

@@ -30,11 +30,20 @@ def find_recipe(name: str | None, prefix: str = "train_") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m apcscale.recipes.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m apcscale.recipes.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("recipe", nargs="?", help=f"recipe file, or a name from --list (default {DEFAULT})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a recipe field, e.g. --set optim.lr=1e-3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a recipe field, e.g. --set optim.lr=1e-3 (repeatable)",
+    )
     parser.add_argument("--audio", help="folder of audio to prepare and train on (overrides data.audio)")
     parser.add_argument("--manifest", help="a prepared manifest.json (overrides data.manifest)")
     parser.add_argument("--output", help="output directory (overrides output_dir)")
@@ -75,10 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}" + _recorded(run_dir, fix="re-prepare the data"), file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into a SystemExit
+    except (
+        KeyboardInterrupt,
+        SystemExit,
+    ) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into a SystemExit
         sigterm = type(exc).__name__ == "SIGTERMException"
-        print(f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'}" + (_recorded(run_dir) or
-              "; nothing was trained yet"), file=sys.stderr)
+        print(
+            f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'}"
+            + (_recorded(run_dir) or "; nothing was trained yet"),
+            file=sys.stderr,
+        )
         return 143 if sigterm else 130
     except Exception as exc:  # a crash the run recorded (interrupted): one line here, the traceback in the run
         if run_dir is None or run_dir.status != "interrupted":
@@ -89,10 +104,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {exc} (traceback in {path})" + _recorded(run_dir), file=sys.stderr)
         return 1
     s = result.summary
-    print(json.dumps({k: s[k] for k in ("name", "label", "N", "frames", "flops", "final_dev_loss",
-                                        "copy_baseline", "wall_time", "status")}, indent=1))
-    print(f"dev L1 {s['final_dev_loss']:.4f} vs copy-last-frame baseline {s['copy_baseline']:.4f}; "
-          f"run directory {result.run_dir}")
+    print(
+        json.dumps(
+            {
+                k: s[k]
+                for k in (
+                    "name",
+                    "label",
+                    "N",
+                    "frames",
+                    "flops",
+                    "final_dev_loss",
+                    "copy_baseline",
+                    "wall_time",
+                    "status",
+                )
+            },
+            indent=1,
+        )
+    )
+    print(
+        f"dev L1 {s['final_dev_loss']:.4f} vs copy-last-frame baseline {s['copy_baseline']:.4f}; "
+        f"run directory {result.run_dir}"
+    )
     return 0
 
 
@@ -102,8 +136,11 @@ def _recorded(run_dir, fix: str = "") -> str:
         return ""
     status = run_dir.status
     if status == "interrupted":
-        return (f"; the run is recorded interrupted in {run_dir.summary_path}: " + (f"{fix}, then " if fix else "")
-                + "--resume continues it from its last checkpoint")
+        return (
+            f"; the run is recorded interrupted in {run_dir.summary_path}: "
+            + (f"{fix}, then " if fix else "")
+            + "--resume continues it from its last checkpoint"
+        )
     return f"; the run is recorded {status} in {run_dir.summary_path}"
 
 

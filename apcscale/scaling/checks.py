@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -38,8 +39,17 @@ def _prediction_band(fit: FitResult, X: np.ndarray, level: float) -> tuple[np.nd
     return mid, mid * np.exp(-dlo), mid * np.exp(dhi)
 
 
-def holdout(fit_fn: Callable[..., FitResult], X: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            held: np.ndarray, *, level: float = 0.9, labels: list[str] | None = None) -> dict[str, Any]:
+def holdout(
+    fit_fn: Callable[..., FitResult],
+    X: np.ndarray,
+    y: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    held: np.ndarray,
+    *,
+    level: float = 0.9,
+    labels: list[str] | None = None,
+) -> dict[str, Any]:
     """Refit with fit_fn(X, y, lo=, hi=) on the rows not `held`, predict the held rows."""
     X = np.asarray(X, dtype=float)
     y, lo, hi = (np.asarray(v, dtype=float) for v in (y, lo, hi))
@@ -53,9 +63,16 @@ def holdout(fit_fn: Callable[..., FitResult], X: np.ndarray, y: np.ndarray, lo: 
     rows = []
     for i, k in enumerate(np.flatnonzero(held)):
         exact = lo[k] >= hi[k]
-        row = {"label": labels[k] if labels else int(k), "x": X[k].tolist(), "actual": float(y[k]),
-               "actual_lo": float(lo[k]), "actual_hi": float(hi[k]), "exact": bool(exact),
-               "predicted": float(mid[i]), "band": [float(plo[i]), float(phi[i])]}
+        row = {
+            "label": labels[k] if labels else int(k),
+            "x": X[k].tolist(),
+            "actual": float(y[k]),
+            "actual_lo": float(lo[k]),
+            "actual_hi": float(hi[k]),
+            "exact": bool(exact),
+            "predicted": float(mid[i]),
+            "band": [float(plo[i]), float(phi[i])],
+        }
         if exact:
             row["error"] = float(mid[i] / y[k] - 1.0)
             row["in_band"] = bool(plo[i] <= y[k] <= phi[i])
@@ -64,16 +81,20 @@ def holdout(fit_fn: Callable[..., FitResult], X: np.ndarray, y: np.ndarray, lo: 
             row["in_band"] = bool(phi[i] >= lo[k] and plo[i] <= hi[k])
         rows.append(row)
     errs = [abs(r["error"]) for r in rows if "error" in r]
-    out.update(points=rows, fit_warnings=list(fit.warnings),
-               median_abs_error=float(np.median(errs)) if errs else math.nan,
-               max_abs_error=float(np.max(errs)) if errs else math.nan,
-               coverage=float(np.mean([r["in_band"] for r in rows])) if rows else math.nan,
-               params=dict(fit.params))
+    out.update(
+        points=rows,
+        fit_warnings=list(fit.warnings),
+        median_abs_error=float(np.median(errs)) if errs else math.nan,
+        max_abs_error=float(np.max(errs)) if errs else math.nan,
+        coverage=float(np.mean([r["in_band"] for r in rows])) if rows else math.nan,
+        params=dict(fit.params),
+    )
     return out
 
 
-def _ls_fit(law: Law, X: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            floor: float | None = None, starts: int = 8) -> tuple[float, np.ndarray]:
+def _ls_fit(
+    law: Law, X: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, floor: float | None = None, starts: int = 8
+) -> tuple[float, np.ndarray]:
     """Least-squares fit (log residuals, distances outside intervals), the floor free or fixed: (RSS, theta)."""
     design = law.design(X)
     U = design.U
@@ -103,8 +124,9 @@ def _ls_fit(law: Law, X: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarr
     return float(rss), theta
 
 
-def shared_floor_test(parts: Mapping[str, tuple[Law, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-                      level: float = 0.95) -> dict[str, Any]:
+def shared_floor_test(
+    parts: Mapping[str, tuple[Law, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], level: float = 0.95
+) -> dict[str, Any]:
     """One irreducible loss for every group (architecture) against one each (module docstring).
 
     parts: name -> (law, X, y, lo, hi)."""
@@ -112,8 +134,10 @@ def shared_floor_test(parts: Mapping[str, tuple[Law, np.ndarray, np.ndarray, np.
         return {"error": "needs at least two architectures"}
     sep = {name: _ls_fit(law, X, y, lo, hi) for name, (law, X, y, lo, hi) in parts.items()}
     rss_sep = sum(r for r, _ in sep.values())
-    floors = {name: float(np.exp(theta[law.floor_index])) for name, ((law, *_), (_, theta))
-              in ((n, (parts[n], sep[n])) for n in parts)}
+    floors = {
+        name: float(np.exp(theta[law.floor_index]))
+        for name, ((law, *_), (_, theta)) in ((n, (parts[n], sep[n])) for n in parts)
+    }
     ymin = min(float(np.min(y)) for _, _, y, _, _ in parts.values())
 
     def total(log_floor: float) -> float:
@@ -124,15 +148,26 @@ def shared_floor_test(parts: Mapping[str, tuple[Law, np.ndarray, np.ndarray, np.
     k = int(np.argmin(vals))
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
     res = optimize.minimize_scalar(total, bounds=(a, b), method="bounded", options={"xatol": 1e-4})
-    rss_shared, shared = (float(res.fun), float(math.exp(res.x))) if res.fun < vals[k] else (vals[k], float(math.exp(grid[k])))
+    rss_shared, shared = (
+        (float(res.fun), float(math.exp(res.x))) if res.fun < vals[k] else (vals[k], float(math.exp(grid[k])))
+    )
     n = sum(len(y) for _, _, y, _, _ in parts.values())
     p = sum(law.n_params for law, *_ in parts.values())
     dof = max(n - p, 1)
     F = max(rss_shared - rss_sep, 0.0) / max(rss_sep / dof, 1e-300)
     pval = float(stats.f.sf(F, 1, dof))
-    return {"floors": floors, "shared_floor": shared, "rss_separate": rss_sep, "rss_shared": rss_shared,
-            "F": float(F), "dof": [1, dof], "p_value": pval, "level": level, "rejected": bool(pval < 1 - level),
-            "n_points": n}
+    return {
+        "floors": floors,
+        "shared_floor": shared,
+        "rss_separate": rss_sep,
+        "rss_shared": rss_shared,
+        "F": float(F),
+        "dof": [1, dof],
+        "p_value": pval,
+        "level": level,
+        "rejected": bool(pval < 1 - level),
+        "n_points": n,
+    }
 
 
 __all__ = ["holdout", "shared_floor_test"]

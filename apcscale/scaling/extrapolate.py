@@ -48,8 +48,9 @@ measures coverage on any set of finished curves, real ones included.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -91,9 +92,20 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         from .fitting import _jsonable
 
-        return _jsonable({"x_target": self.x_target, "mean": self.mean, "lo": self.lo, "hi": self.hi,
-                          "level": self.level, "flag": self.flag, "n_points": self.n_points,
-                          "params": self.params, "sigma_log": self.sigma_log, "details": self.details})
+        return _jsonable(
+            {
+                "x_target": self.x_target,
+                "mean": self.mean,
+                "lo": self.lo,
+                "hi": self.hi,
+                "level": self.level,
+                "flag": self.flag,
+                "n_points": self.n_points,
+                "params": self.params,
+                "sigma_log": self.sigma_log,
+                "details": self.details,
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -294,8 +306,9 @@ def _backtest_rate(xs: np.ndarray, ys: np.ndarray, min_points: int) -> tuple[flo
 # --------------------------------------------------------------------------------------
 # the public function
 # --------------------------------------------------------------------------------------
-def extrapolate_curve(x, y, x_target, level: float = 0.8, *, backtest: bool = True, min_points: int = MIN_POINTS,
-                      skip_first: int = 0) -> Prediction:
+def extrapolate_curve(
+    x, y, x_target, level: float = 0.8, *, backtest: bool = True, min_points: int = MIN_POINTS, skip_first: int = 0
+) -> Prediction:
     """Predict the loss of one run at ``x_target`` from its curve so far (x > 0 points).
 
     ``x_target`` may be a scalar or an array; the result has the same shape.
@@ -328,9 +341,18 @@ def extrapolate_curve(x, y, x_target, level: float = 0.8, *, backtest: bool = Tr
         with np.errstate(divide="ignore"):
             sig = np.log(hi / lo) / (2 * z)
         cast = (lambda a: float(a[0])) if scalar else (lambda a: a.reshape(shape))
-        return Prediction(x_target=float(xt) if scalar else xt, mean=cast(mean), lo=cast(lo), hi=cast(hi),
-                          level=level, flag=flag, n_points=n, params=params or {}, sigma_log=cast(sig),
-                          details={"ignored": ignored, **details})
+        return Prediction(
+            x_target=float(xt) if scalar else xt,
+            mean=cast(mean),
+            lo=cast(lo),
+            hi=cast(hi),
+            level=level,
+            flag=flag,
+            n_points=n,
+            params=params or {},
+            sigma_log=cast(sig),
+            details={"ignored": ignored, **details},
+        )
 
     if n < max(min_points, 4) or np.unique(xs).size < 4:
         last = ys[-1] if n else np.nan
@@ -339,22 +361,27 @@ def extrapolate_curve(x, y, x_target, level: float = 0.8, *, backtest: bool = Tr
 
     post = _posterior(xs, ys)
     if post is None:  # no cell has a decreasing term: the curve is flat or rising
-        tail = ys[-max(3, n // 5):]
-        return out(np.full(xt1.shape, float(np.median(tail))), np.zeros(xt1.shape), np.full(xt1.shape, ys.max()),
-                   "no_trend")
+        tail = ys[-max(3, n // 5) :]
+        return out(
+            np.full(xt1.shape, float(np.median(tail))), np.zeros(xt1.shape), np.full(xt1.shape, ys.max()), "no_trend"
+        )
     sol, cells, k = post.sol, post.cells, post.k
     horizon = np.maximum(np.log(xt1 / xs[-1]), 0.0)
     bt: dict[str, Any] = {}
     rate2, n_bt = 0.0, 0
     if backtest and n >= min_points + 3:
         rate2, n_bt, bt = _backtest_rate(xs, ys, min_points)
-    rate2 = (PRIOR_WEIGHT * PRIOR_RATE ** 2 + n_bt * rate2) / (PRIOR_WEIGHT + n_bt)
-    var_extra = post.sigma2 + rate2 * horizon ** 2
+    rate2 = (PRIOR_WEIGHT * PRIOR_RATE**2 + n_bt * rate2) / (PRIOR_WEIGHT + n_bt)
+    var_extra = post.sigma2 + rate2 * horizon**2
     q = _predictive(post, xt1, var_extra, [(1 - level) / 2, 0.5, (1 + level) / 2])
     lo, mean, hi = np.exp(q)
 
-    nat = {"L_final": float(sol.Lf[k]), "S_c": float(cells.ref * sol.c[k] ** (1 / cells.alpha[k])),
-           "alpha_S": float(cells.alpha[k]), "x0": float(cells.x0[k])}
+    nat = {
+        "L_final": float(sol.Lf[k]),
+        "S_c": float(cells.ref * sol.c[k] ** (1 / cells.alpha[k])),
+        "alpha_S": float(cells.alpha[k]),
+        "x0": float(cells.x0[k]),
+    }
 
     # is there a bend? compare with the pure power law (floor pinned at 0)
     flag = None
@@ -363,26 +390,38 @@ def extrapolate_curve(x, y, x_target, level: float = 0.8, *, backtest: bool = Tr
     crit = float(stats.f.ppf(NO_BEND_LEVEL, 1, max(float(post.w.sum()) - 4.0, 1.0)))
     if dev < crit:
         flag = "no_bend"
-        z0 = _basis(xt1, cells.alpha[k0:k0 + 1], cells.x0[k0:k0 + 1], cells.ref)[0]
+        z0 = _basis(xt1, cells.alpha[k0 : k0 + 1], cells.x0[k0 : k0 + 1], cells.ref)[0]
         zk = cells.Z[k0]
         c0 = float((zk * post.w / ys).sum() / (zk * zk * post.w / (ys * ys)).sum())
         now = float(sol.Lf[k] + sol.c[k] * cells.Z[k][-1])
         lo = np.minimum(lo, c0 * z0 * np.exp(-z * np.sqrt(var_extra)))
         hi = np.maximum(hi, now * math.exp(z * math.sqrt(post.sigma2)))
     spread = float(np.std(np.log(ys)))
-    if spread > 0 and math.sqrt(float(np.mean(post.r ** 2))) > 0.5 * spread:
+    if spread > 0 and math.sqrt(float(np.mean(post.r**2))) > 0.5 * spread:
         flag = flag or "bad_fit"
         lo = np.zeros_like(lo)
         hi = np.maximum(hi, ys.max())
-    return out(mean, lo, hi, flag, nat, rho=post.rho, sigma_noise=math.sqrt(post.sigma2), floor_deviance=dev,
-               mismatch_rate=math.sqrt(rate2), horizon=float(horizon[0]) if scalar else horizon.tolist(), backtest=bt)
+    return out(
+        mean,
+        lo,
+        hi,
+        flag,
+        nat,
+        rho=post.rho,
+        sigma_noise=math.sqrt(post.sigma2),
+        floor_deviance=dev,
+        mismatch_rate=math.sqrt(rate2),
+        horizon=float(horizon[0]) if scalar else horizon.tolist(),
+        backtest=bt,
+    )
 
 
 # --------------------------------------------------------------------------------------
 # calibration
 # --------------------------------------------------------------------------------------
-def calibration(curves: Iterable, prefix_fraction: float | Sequence[float] = 0.5, level: float = 0.8,
-                target: str = "last", **opts) -> dict[str, Any]:
+def calibration(
+    curves: Iterable, prefix_fraction: float | Sequence[float] = 0.5, level: float = 0.8, target: str = "last", **opts
+) -> dict[str, Any]:
     """Coverage of the predictive intervals on held-out ends of learning curves.
 
     ``curves``: iterable of (x, y) or dicts with keys "x" and "y" (e.g. frames
@@ -410,8 +449,15 @@ def calibration(curves: Iterable, prefix_fraction: float | Sequence[float] = 0.5
             p = extrapolate_curve(x[pre], y[pre], x[idx], level=level, **opts)
             inside = (p.lo <= y[idx]) & (y[idx] <= p.hi)
             for k, i in enumerate(idx):
-                rows.append((frac, p.flag, bool(inside[k]), float(np.log(p.hi[k] / p.lo[k])) if p.lo[k] > 0 else np.inf,
-                             float(np.log(p.mean[k] / y[i]))))
+                rows.append(
+                    (
+                        frac,
+                        p.flag,
+                        bool(inside[k]),
+                        float(np.log(p.hi[k] / p.lo[k])) if p.lo[k] > 0 else np.inf,
+                        float(np.log(p.mean[k] / y[i])),
+                    )
+                )
     if not rows:
         raise ValueError("no curve had both a prefix and later points")
     inside = np.array([r[2] for r in rows])
@@ -426,21 +472,33 @@ def calibration(curves: Iterable, prefix_fraction: float | Sequence[float] = 0.5
         "coverage_reliable": float(inside[reliable].mean()) if reliable.any() else float("nan"),
         "n_reliable": int(reliable.sum()),
         "flags": {str(f): flags.count(f) for f in sorted(set(flags), key=str)},
-        "median_log_width": float(np.median(widths[np.isfinite(widths)])) if np.isfinite(widths).any() else float("inf"),
+        "median_log_width": float(np.median(widths[np.isfinite(widths)]))
+        if np.isfinite(widths).any()
+        else float("inf"),
         "median_abs_log_error": float(np.median(np.abs(errs))),
         "by_fraction": {},
     }
     for frac in fractions:
         sel = np.array([r[0] == frac for r in rows])
         if sel.any():
-            res["by_fraction"][frac] = {"n": int(sel.sum()), "coverage": float(inside[sel].mean()),
-                                        "coverage_reliable": float(inside[sel & reliable].mean()) if (sel & reliable).any() else float("nan")}
+            res["by_fraction"][frac] = {
+                "n": int(sel.sum()),
+                "coverage": float(inside[sel].mean()),
+                "coverage_reliable": float(inside[sel & reliable].mean()) if (sel & reliable).any() else float("nan"),
+            }
     return res
 
 
-def synthetic_curves(n: int, seed: int = 0, *, family: str = "shifted", n_evals: tuple[int, int] = (30, 80),
-                     noise: tuple[float, float] = (0.002, 0.015), rho: tuple[float, float] = (0.0, 0.7),
-                     spikes: float = 0.01) -> list[dict[str, np.ndarray]]:
+def synthetic_curves(
+    n: int,
+    seed: int = 0,
+    *,
+    family: str = "shifted",
+    n_evals: tuple[int, int] = (30, 80),
+    noise: tuple[float, float] = (0.002, 0.015),
+    rho: tuple[float, float] = (0.0, 0.7),
+    spikes: float = 0.01,
+) -> list[dict[str, np.ndarray]]:
     """Learning curves that look like real ones, for calibration tests.
 
     Each curve: evaluations at evenly spaced x (a trainer evaluates every k

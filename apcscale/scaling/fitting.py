@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import optimize, stats
@@ -106,7 +107,7 @@ class Target:
     def active(self, lp: np.ndarray) -> np.ndarray:
         return self.exact | (lp >= self.hi) | (lp <= self.lo)
 
-    def __getitem__(self, idx) -> "Target":
+    def __getitem__(self, idx) -> Target:
         return Target(self.center[idx], self.lo[idx], self.hi[idx])
 
 
@@ -127,8 +128,16 @@ def _objective(r: np.ndarray, W: np.ndarray, delta: float) -> np.ndarray:
     return (W * rho).sum(axis=-1) / (delta * delta * W.sum(axis=-1))
 
 
-def grid_objective(law: Law, grid: np.ndarray, U: np.ndarray, logy: np.ndarray, w: np.ndarray, delta: float,
-                   per_point: bool = False, chunk: int = 1024) -> np.ndarray:
+def grid_objective(
+    law: Law,
+    grid: np.ndarray,
+    U: np.ndarray,
+    logy: np.ndarray,
+    w: np.ndarray,
+    delta: float,
+    per_point: bool = False,
+    chunk: int = 1024,
+) -> np.ndarray:
     """Objective of every grid point (K,), or the per-point Huber terms (K, n), in chunks."""
     out = []
     for s in range(0, len(grid), chunk):
@@ -139,8 +148,17 @@ def grid_objective(law: Law, grid: np.ndarray, U: np.ndarray, logy: np.ndarray, 
     return np.concatenate(out, axis=0)
 
 
-def lbfgs(law: Law, theta0: np.ndarray, U: np.ndarray, logy: np.ndarray, w: np.ndarray, delta: float,
-          lo: np.ndarray, hi: np.ndarray, fixed: dict[int, float] | None = None) -> tuple[np.ndarray, float]:
+def lbfgs(
+    law: Law,
+    theta0: np.ndarray,
+    U: np.ndarray,
+    logy: np.ndarray,
+    w: np.ndarray,
+    delta: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    fixed: dict[int, float] | None = None,
+) -> tuple[np.ndarray, float]:
     """L-BFGS-B on the Huber objective from one start; ``fixed`` pins internal parameters."""
     norm = delta * delta * w.sum()
     lo, hi = lo.copy(), hi.copy()
@@ -154,13 +172,29 @@ def lbfgs(law: Law, theta0: np.ndarray, U: np.ndarray, logy: np.ndarray, w: np.n
         rho, psi = huber(r, delta)
         return float((w * rho).sum() / norm), J[0].T @ (w * psi * _act(lp[0], logy)) / norm
 
-    res = optimize.minimize(f, theta0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
-                            options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20})
+    res = optimize.minimize(
+        f,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=list(zip(lo, hi)),
+        options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20},
+    )
     return np.clip(res.x, lo, hi), float(res.fun)
 
 
-def lm_batch(law: Law, theta0: np.ndarray, U: np.ndarray, logy: np.ndarray, W: np.ndarray, delta: float,
-             lo: np.ndarray, hi: np.ndarray, maxiter: int = 300, ftol: float = 1e-12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lm_batch(
+    law: Law,
+    theta0: np.ndarray,
+    U: np.ndarray,
+    logy: np.ndarray,
+    W: np.ndarray,
+    delta: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    maxiter: int = 300,
+    ftol: float = 1e-12,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batched bounded Levenberg-Marquardt on the Huber objective (IRLS weights).
 
     theta0 (B, P), W (B, n) point weights per problem. Returns theta (B, P), the
@@ -310,7 +344,9 @@ class FitResult:
     # -- prediction -----------------------------------------------------------------
     def _design(self, X: Sequence) -> tuple[np.ndarray, tuple[int, ...]]:
         if len(X) != len(self.variables):
-            raise TypeError(f"{self.law} predicts from {len(self.variables)} variable(s) {self.variables}, got {len(X)}")
+            raise TypeError(
+                f"{self.law} predicts from {len(self.variables)} variable(s) {self.variables}, got {len(X)}"
+            )
         arrs = np.broadcast_arrays(*[np.asarray(x, dtype=float) for x in X])
         shape = arrs[0].shape
         cols = np.stack([a.ravel() for a in arrs], axis=1)
@@ -342,23 +378,25 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (non-finite numbers become strings such as "inf")."""
-        return _jsonable({
-            "law": self.law,
-            "formula": self.formula,
-            "variables": list(self.variables),
-            "params": self.params,
-            "intervals": {k: list(v) for k, v in self.intervals.items()},
-            "identifiable": self.identifiable,
-            "level": self.level,
-            "interval_method": self.interval_method,
-            "stats": self.stats,
-            "n_points": self.n_points,
-            "n_groups": self.n_groups,
-            "warnings": self.warnings,
-            "outliers": [o._asdict() for o in self.outliers],
-            "reference": dict(zip(self.variables, self.ref.tolist())),
-            "diagnostics": self.diagnostics,
-        })
+        return _jsonable(
+            {
+                "law": self.law,
+                "formula": self.formula,
+                "variables": list(self.variables),
+                "params": self.params,
+                "intervals": {k: list(v) for k, v in self.intervals.items()},
+                "identifiable": self.identifiable,
+                "level": self.level,
+                "interval_method": self.interval_method,
+                "stats": self.stats,
+                "n_points": self.n_points,
+                "n_groups": self.n_groups,
+                "warnings": self.warnings,
+                "outliers": [o._asdict() for o in self.outliers],
+                "reference": dict(zip(self.variables, self.ref.tolist())),
+                "diagnostics": self.diagnostics,
+            }
+        )
 
     def summary(self) -> str:
         """A few lines of text: formula, parameters with intervals, fit quality, warnings."""
@@ -388,8 +426,18 @@ def _bootstrap_weights(codes: np.ndarray, G: int, B: int, rng: np.random.Generat
     return counts[:, codes] * base[None, :]
 
 
-def _sandwich_samples(law: Law, theta: np.ndarray, U: np.ndarray, logy: np.ndarray, w: np.ndarray, delta: float,
-                      lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, n_draws: int = 2000) -> np.ndarray:
+def _sandwich_samples(
+    law: Law,
+    theta: np.ndarray,
+    U: np.ndarray,
+    logy: np.ndarray,
+    w: np.ndarray,
+    delta: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    rng: np.random.Generator,
+    n_draws: int = 2000,
+) -> np.ndarray:
     """Draws of theta from the robust (sandwich) normal approximation, clipped to the bounds."""
     lp, J = law.log_predict_jac(theta[None, :], U)
     r = _res(lp[0], logy)
@@ -490,7 +538,9 @@ def _fit_law(
         if distinct < 3:
             warns.append(f"{v} takes only {distinct} distinct values: its exponent is barely constrained")
         if span < 10:
-            warns.append(f"{v} spans only a factor {span:.3g} (less than one order of magnitude): exponents are poorly constrained")
+            warns.append(
+                f"{v} spans only a factor {span:.3g} (less than one order of magnitude): exponents are poorly constrained"
+            )
 
     design = law.design(Xm)
     U = design.U
@@ -555,12 +605,21 @@ def _fit_law(
             i = int(rows[k])
             name = labels[i] if labels is not None else i
             direction = "above" if r[k] < 0 else "below"  # residual = log(pred/obs)
-            outliers.append(Outlier(i, f"row {name}: observed loss {ym[k]:.5g} is {abs(math.expm1(-r[k])) * 100:.1f}% "
-                                       f"{direction} the fit (robust z = {z[k]:+.1f})",
-                                    float(r[k]), float(z[k])))
+            outliers.append(
+                Outlier(
+                    i,
+                    f"row {name}: observed loss {ym[k]:.5g} is {abs(math.expm1(-r[k])) * 100:.1f}% "
+                    f"{direction} the fit (robust z = {z[k]:+.1f})",
+                    float(r[k]),
+                    float(z[k]),
+                )
+            )
         if outliers:
-            warns.append(f"{len(outliers)} outlier{'s' if len(outliers) > 1 else ''} flagged (rows "
-                         + ", ".join(str(labels[o.row] if labels is not None else o.row) for o in outliers) + ")")
+            warns.append(
+                f"{len(outliers)} outlier{'s' if len(outliers) > 1 else ''} flagged (rows "
+                + ", ".join(str(labels[o.row] if labels is not None else o.row) for o in outliers)
+                + ")"
+            )
 
     # systematic structure left in the residuals (one covariate: order by it)
     if Xm.shape[1] == 1 and len(r) >= 10:
@@ -568,9 +627,11 @@ def _fit_law(
         den = float(rs @ rs)
         lag1 = float((rs[1:] @ rs[:-1]) / den) if den > 0 else 0.0
         if lag1 > 0.6:
-            warns.append(f"residuals are serially correlated along {law.variables[0]} (lag-1 r = {lag1:.2f}): the law "
-                         "misses a trend over this range, or the points are not independent (one run's curve); "
-                         "the intervals assume they are")
+            warns.append(
+                f"residuals are serially correlated along {law.variables[0]} (lag-1 r = {lag1:.2f}): the law "
+                "misses a trend over this range, or the points are not independent (one run's curve); "
+                "the intervals assume they are"
+            )
 
     # profile test for the floor: does the pure power law fit as well?
     fi = law.floor_index
@@ -588,8 +649,15 @@ def _fit_law(
 
     # 3. intervals
     rng = np.random.default_rng(seed)
-    diagnostics: dict[str, Any] = {"grid_size": int(len(grid)), "starts": len(starts), "delta": dlt, "delta_rule": delta_rule,
-                                   "objective": F, "floor_deviance": deviance, "floor_critical": crit}
+    diagnostics: dict[str, Any] = {
+        "grid_size": int(len(grid)),
+        "starts": len(starts),
+        "delta": dlt,
+        "delta_rule": delta_rule,
+        "objective": F,
+        "floor_deviance": deviance,
+        "floor_critical": crit,
+    }
     if vp is not None:
         lp_vp = law.log_predict(vp[None, :], U)[0]
         diagnostics["varpro_rmse_log"] = float(np.sqrt(np.mean((lp_vp - logy) ** 2)))
@@ -608,8 +676,9 @@ def _fit_law(
             t2, F2, c2 = lm_batch(law, grid[kbest[worse]], U, tgt, Wb[worse], dlt, lo, hi)
             better = F2 < Fbs[worse]
             tb[worse[better]], Fbs[worse[better]], conv[worse[better]] = t2[better], F2[better], c2[better]
-        diagnostics.update(bootstrap=int(bootstrap), bootstrap_other_basin=int(worse.size),
-                           bootstrap_unconverged=int((~conv).sum()))
+        diagnostics.update(
+            bootstrap=int(bootstrap), bootstrap_other_basin=int(worse.size), bootstrap_unconverged=int((~conv).sum())
+        )
         theta_samples = tb
         if G < 10:
             warns.append(f"only {G} groups (runs) to resample: the bootstrap intervals are rough")
@@ -644,10 +713,15 @@ def _fit_law(
             if touches or floor_flat:
                 ok = False
                 a = 0.0
-                why = (f"a pure power law fits as well (profile deviance {deviance:.2f} < {crit:.2f})" if floor_flat
-                       else "its bootstrap interval reaches zero")
-                warns.append(f"{name} is not identifiable: the data show no bend ({why}); "
-                             f"it lies somewhere in [0, {b:.4g}], not at {nat[j]:.4g}")
+                why = (
+                    f"a pure power law fits as well (profile deviance {deviance:.2f} < {crit:.2f})"
+                    if floor_flat
+                    else "its bootstrap interval reaches zero"
+                )
+                warns.append(
+                    f"{name} is not identifiable: the data show no bend ({why}); "
+                    f"it lies somewhere in [0, {b:.4g}], not at {nat[j]:.4g}"
+                )
         elif touches:
             warns.append(f"{name} is not identifiable: its interval runs into the bound of the fit")
         intervals[name] = (float(a), float(b))
@@ -662,42 +736,79 @@ def _fit_law(
         "huber_delta": float(dlt),
         "objective": float(F),
         "r2_log": float(1 - np.sum(re_ * re_) / max(np.sum((logy[exact] - logy[exact].mean()) ** 2), 1e-300))
-        if exact.sum() > 1 else math.nan,
+        if exact.sum() > 1
+        else math.nan,
         "n_exact": int(exact.sum()),
         "n_interval": int((~exact).sum()),
     }
     return FitResult(
-        law=law.name, formula=law.formula, variables=tuple(law.variables), params=params, intervals=intervals,
-        identifiable=ident, level=level, stats=stats_, warnings=warns, outliers=outliers, n_points=int(mask.sum()),
-        n_groups=G, interval_method=method, residuals=residuals, samples=samples, diagnostics=diagnostics,
-        law_obj=law, theta=theta, ref=design.ref, theta_samples=theta_samples, fitted=fitted,
+        law=law.name,
+        formula=law.formula,
+        variables=tuple(law.variables),
+        params=params,
+        intervals=intervals,
+        identifiable=ident,
+        level=level,
+        stats=stats_,
+        warnings=warns,
+        outliers=outliers,
+        n_points=int(mask.sum()),
+        n_groups=G,
+        interval_method=method,
+        residuals=residuals,
+        samples=samples,
+        diagnostics=diagnostics,
+        law_obj=law,
+        theta=theta,
+        ref=design.ref,
+        theta_samples=theta_samples,
+        fitted=fitted,
     )
 
 
 # --------------------------------------------------------------------------------------
 # public entry points
 # --------------------------------------------------------------------------------------
-def fit_power_law(x, y, *, groups=None, bootstrap: int = 200, level: float = 0.9, seed: int | None = 0,
-                  variable: str = "x", **opts) -> FitResult:
+def fit_power_law(
+    x, y, *, groups=None, bootstrap: int = 200, level: float = 0.9, seed: int | None = 0, variable: str = "x", **opts
+) -> FitResult:
     """Fit L(x) = L_inf + (x_c / x)^alpha (x = N, D or C). ``opts`` go to :func:`fit_law`
     (weights, delta, labels, on_bad)."""
-    return fit_law(PowerLaw(variable), as_float_array(x, variable), y, groups=groups, bootstrap=bootstrap,
-                   level=level, seed=seed, **opts)
+    return fit_law(
+        PowerLaw(variable),
+        as_float_array(x, variable),
+        y,
+        groups=groups,
+        bootstrap=bootstrap,
+        level=level,
+        seed=seed,
+        **opts,
+    )
 
 
-def fit_learning_curve(S, y, *, groups=None, bootstrap: int = 200, level: float = 0.9, seed: int | None = 0,
-                       variable: str = "S", **opts) -> FitResult:
+def fit_learning_curve(
+    S, y, *, groups=None, bootstrap: int = 200, level: float = 0.9, seed: int | None = 0, variable: str = "S", **opts
+) -> FitResult:
     """Fit one run's curve L(S) = L_final + (S_c / S)^alpha_S (S in steps, frames or FLOPs).
 
     Points of one curve are serially correlated; pass ``groups`` (e.g. blocks of
     consecutive evaluations) to resample blocks rather than points.
     """
-    return fit_law(LearningCurve(variable), as_float_array(S, variable), y, groups=groups, bootstrap=bootstrap,
-                   level=level, seed=seed, **opts)
+    return fit_law(
+        LearningCurve(variable),
+        as_float_array(S, variable),
+        y,
+        groups=groups,
+        bootstrap=bootstrap,
+        level=level,
+        seed=seed,
+        **opts,
+    )
 
 
-def fit_joint(N, D, y, *, law: str = "droppo", groups=None, bootstrap: int = 200, level: float = 0.9,
-              seed: int | None = 0, **opts) -> FitResult:
+def fit_joint(
+    N, D, y, *, law: str = "droppo", groups=None, bootstrap: int = 200, level: float = 0.9, seed: int | None = 0, **opts
+) -> FitResult:
     """Fit L(N, D): ``law="droppo"`` (Kaplan's form with an irreducible loss, Droppo & Elibol)
     or ``law="hoffmann"`` (E + A/N^alpha + B/D^beta)."""
     laws = {"droppo": Droppo, "hoffmann": Hoffmann}
@@ -707,5 +818,6 @@ def fit_joint(N, D, y, *, law: str = "droppo", groups=None, bootstrap: int = 200
     D = as_float_array(D, "D")
     if len(N) != len(D):
         raise FitError(f"N and D have different lengths ({len(N)} and {len(D)})")
-    return fit_law(laws[law](), np.stack([N, D], axis=1), y, groups=groups, bootstrap=bootstrap, level=level,
-                   seed=seed, **opts)
+    return fit_law(
+        laws[law](), np.stack([N, D], axis=1), y, groups=groups, bootstrap=bootstrap, level=level, seed=seed, **opts
+    )

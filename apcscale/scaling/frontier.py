@@ -22,8 +22,9 @@ and leaves it; a larger one joins it later. :class:`Frontier` keeps
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,13 @@ class Segment:
 class Frontier:
     """Lower envelope of loss against compute over many runs (see the module docstring)."""
 
-    def __init__(self, curves: Mapping[Hashable, tuple[Any, Any]], *, points_per_decade: int = 10,
-                 sizes: Mapping[Hashable, float] | None = None):
+    def __init__(
+        self,
+        curves: Mapping[Hashable, tuple[Any, Any]],
+        *,
+        points_per_decade: int = 10,
+        sizes: Mapping[Hashable, float] | None = None,
+    ):
         self.curves: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
         dropped: list[str] = []
         for run, (C, L) in curves.items():
@@ -56,7 +62,9 @@ class Frontier:
                 raise FitError(f"run {run!r}: compute and loss have different lengths ({C.size} and {L.size})")
             ok = np.isfinite(C) & np.isfinite(L) & (C > 0) & (L > 0)
             if (~ok).any():
-                dropped.append(f"run {run!r}: {int((~ok).sum())} point(s) with non-finite or non-positive compute/loss ignored")
+                dropped.append(
+                    f"run {run!r}: {int((~ok).sum())} point(s) with non-finite or non-positive compute/loss ignored"
+                )
             o = np.argsort(C[ok], kind="stable")
             if o.size:
                 self.curves[run] = (C[ok][o], L[ok][o])
@@ -141,8 +149,9 @@ class Frontier:
         return np.log(l / self.envelope_at(c))
 
     # -- the law ---------------------------------------------------------------------------
-    def fit_points(self, *, trim_extremes: bool = True, C_min: float | None = None,
-                   C_max: float | None = None) -> tuple[np.ndarray, np.ndarray, list[Hashable]]:
+    def fit_points(
+        self, *, trim_extremes: bool = True, C_min: float | None = None, C_max: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[Hashable]]:
         """Envelope points used for the fit: the lowest point in each 1/points_per_decade slice of log C.
 
         With model ``sizes`` known and ``trim_extremes``, points where the
@@ -167,12 +176,22 @@ class Frontier:
             keep = idx_all
         else:
             bins = np.floor(np.log10(self._C[idx_all]) * self.points_per_decade)
-            keep = np.array(sorted(idx_all[bins == b][np.argmin(self._L[idx_all][bins == b])] for b in np.unique(bins)),
-                            dtype=int)
+            keep = np.array(
+                sorted(idx_all[bins == b][np.argmin(self._L[idx_all][bins == b])] for b in np.unique(bins)), dtype=int
+            )
         return self._C[keep], self._L[keep], [self._R[i] for i in keep]
 
-    def fit_law(self, *, bootstrap: int = 200, level: float = 0.9, seed: int | None = 0, trim_extremes: bool = True,
-                C_min: float | None = None, C_max: float | None = None, **opts) -> FitResult:
+    def fit_law(
+        self,
+        *,
+        bootstrap: int = 200,
+        level: float = 0.9,
+        seed: int | None = 0,
+        trim_extremes: bool = True,
+        C_min: float | None = None,
+        C_max: float | None = None,
+        **opts,
+    ) -> FitResult:
         """Fit L(C) = L_inf + (C_c/C)^alpha_C to the envelope (see :meth:`fit_points`), resampling runs."""
         C, L, R = self.fit_points(trim_extremes=trim_extremes, C_min=C_min, C_max=C_max)
         if C.size < 5:
@@ -195,17 +214,25 @@ class Frontier:
     def to_dict(self) -> dict[str, Any]:
         from .fitting import _jsonable
 
-        return _jsonable({
-            "envelope": [{"C": c, "loss": l, "run": str(r)} for c, l, r in self.envelope],
-            "segments": [{"run": str(s.run_id), "C_start": s.C_start, "C_end": s.C_end, "n_points": s.n_points}
-                         for s in self.segments],
-            "fit": self._fit.to_dict() if self._fit is not None else None,
-            "warnings": self.warnings,
-        })
+        return _jsonable(
+            {
+                "envelope": [{"C": c, "loss": l, "run": str(r)} for c, l, r in self.envelope],
+                "segments": [
+                    {"run": str(s.run_id), "C_start": s.C_start, "C_end": s.C_end, "n_points": s.n_points}
+                    for s in self.segments
+                ],
+                "fit": self._fit.to_dict() if self._fit is not None else None,
+                "warnings": self.warnings,
+            }
+        )
 
 
-def compute_frontier(curves: Mapping[Hashable, tuple[Any, Any]], *, points_per_decade: int = 10,
-                     sizes: Mapping[Hashable, float] | None = None) -> Frontier:
+def compute_frontier(
+    curves: Mapping[Hashable, tuple[Any, Any]],
+    *,
+    points_per_decade: int = 10,
+    sizes: Mapping[Hashable, float] | None = None,
+) -> Frontier:
     """The lower envelope of many runs' (compute, dev loss) curves: ``{run_id: (C, loss)}``.
 
     ``sizes`` (``{run_id: N}``, optional) lets the L(C) fit leave out the stretches
@@ -261,8 +288,8 @@ class TrainingCost:
         ys = ys[idx]
         a, b = self._power()
         lN = np.log(N)
-        inside = np.exp(np.interp(lN, xs, ys)) if xs.size > 1 else a * N ** b
-        return np.where((lN < xs[0]) | (lN > xs[-1]), a * N ** b, inside)
+        inside = np.exp(np.interp(lN, xs, ys)) if xs.size > 1 else a * N**b
+        return np.where((lN < xs[0]) | (lN > xs[-1]), a * N**b, inside)
 
     def __call__(self, N, D) -> np.ndarray:
         return self.per_frame(N) * self.passes * np.asarray(D, dtype=float)
@@ -273,12 +300,15 @@ class TrainingCost:
             return f"C = {self.k:g} N D x passes ({reps})"
         a, b = self._power()
         src = f" {self.source}" if self.source else ""
-        return (f"C = f(N) x passes x D with f the measured FLOPs per frame{src} (f ~ {a:.3g} N^{b:.3f} over N = "
-                f"{min(self.sizes):.3g}..{max(self.sizes):.3g}); {reps}")
+        return (
+            f"C = f(N) x passes x D with f the measured FLOPs per frame{src} (f ~ {a:.3g} N^{b:.3f} over N = "
+            f"{min(self.sizes):.3g}..{max(self.sizes):.3g}); {reps}"
+        )
 
 
-def compute_optimal(joint_fit: FitResult, C, flops_per_param_frame: float = 6.0, *,
-                    cost: TrainingCost | None = None) -> tuple[np.ndarray, np.ndarray]:
+def compute_optimal(
+    joint_fit: FitResult, C, flops_per_param_frame: float = 6.0, *, cost: TrainingCost | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Model size N and data D minimising the fitted L(N, D) at compute C = k N D (k = 6 FLOPs per parameter
     per frame by default, one pass over the data), or at C = ``cost``(N, D) when a :class:`TrainingCost` is
     given (measured FLOPs per frame, several passes).
@@ -309,7 +339,9 @@ def compute_optimal(joint_fit: FitResult, C, flops_per_param_frame: float = 6.0,
     return N, D
 
 
-def _optimal_along(joint_fit: FitResult, C: np.ndarray, cost: TrainingCost, n_grid: int = 801) -> tuple[np.ndarray, np.ndarray]:
+def _optimal_along(
+    joint_fit: FitResult, C: np.ndarray, cost: TrainingCost, n_grid: int = 801
+) -> tuple[np.ndarray, np.ndarray]:
     """argmin over N of L(N, D) with D = C / (f(N) passes): a log grid of N, then golden-section refinement."""
     flat = np.atleast_1d(C).ravel()
     outN = np.empty_like(flat)
@@ -332,8 +364,9 @@ def _optimal_along(joint_fit: FitResult, C: np.ndarray, cost: TrainingCost, n_gr
     return outN.reshape(np.shape(C)), D.reshape(np.shape(C))
 
 
-def compute_optimal_numeric(joint_fit: FitResult, C, flops_per_param_frame: float = 6.0,
-                            n_grid: int = 2001) -> tuple[np.ndarray, np.ndarray]:
+def compute_optimal_numeric(
+    joint_fit: FitResult, C, flops_per_param_frame: float = 6.0, n_grid: int = 2001
+) -> tuple[np.ndarray, np.ndarray]:
     """The same by direct minimisation over a log grid of N (a cross-check of the closed forms)."""
     Cq = np.atleast_1d(np.asarray(C, dtype=float))
     k = float(flops_per_param_frame)

@@ -14,7 +14,8 @@ interval of the fit without them).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +37,13 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.3g}"
 
 
-def outlier_influence(fit: FitResult, refit: Callable[[np.ndarray], FitResult], *,
-                      derived: Callable[[FitResult], Mapping[str, tuple[float, tuple[float, float]]]] | None = None,
-                      describe_row: Callable[[int], str] | None = None) -> dict[str, Any] | None:
+def outlier_influence(
+    fit: FitResult,
+    refit: Callable[[np.ndarray], FitResult],
+    *,
+    derived: Callable[[FitResult], Mapping[str, tuple[float, tuple[float, float]]]] | None = None,
+    describe_row: Callable[[int], str] | None = None,
+) -> dict[str, Any] | None:
     """Refit without each flagged outlier of ``fit`` and without all of them.
 
     ``refit(mask)`` fits the same law to the rows where ``mask`` (over the fit's input rows) is True (no
@@ -84,15 +89,29 @@ def outlier_influence(fit: FitResult, refit: Callable[[np.ndarray], FitResult], 
             continue
         p, _ = values(f)
         moves = sorted(((k, _rel(base[k], p[k])) for k in watched if k in p), key=lambda t: -t[1])
-        each.append({"row": o.row, "reason": o.reason, "z": o.z, "where": describe_row(o.row) if describe_row else "",
-                     "params": p, "largest_moves": [{"name": names.get(k, k), "key": k, "from": base[k], "to": p[k],
-                                                     "relative": m} for k, m in moves[:3]]})
+        each.append(
+            {
+                "row": o.row,
+                "reason": o.reason,
+                "z": o.z,
+                "where": describe_row(o.row) if describe_row else "",
+                "params": p,
+                "largest_moves": [
+                    {"name": names.get(k, k), "key": k, "from": base[k], "to": p[k], "relative": m}
+                    for k, m in moves[:3]
+                ],
+            }
+        )
     rows = [o.row for o in fit.outliers]
     f_all = without(rows)
     out: dict[str, Any] = {"each": each, "rows": rows, "n_points": int(ok.sum()), "level": fit.level}
     if f_all is None:
-        out.update(all=None, depends=False, moved=[],
-                   statement=f"without the {len(rows)} flagged points the law could not be refitted")
+        out.update(
+            all=None,
+            depends=False,
+            moved=[],
+            statement=f"without the {len(rows)} flagged points the law could not be refitted",
+        )
         return out
     p_all, ivl_all = values(f_all)
     moved, shifts = [], []
@@ -112,19 +131,33 @@ def outlier_influence(fit: FitResult, refit: Callable[[np.ndarray], FitResult], 
     k_pts = len(rows)
     share = 100.0 * k_pts / max(int(ok.sum()), 1)
     if moved:
-        parts = [f"{names.get(k, k)} {_fmt(base[k])} -> {_fmt(p_all[k])} ({pct}% intervals [{_fmt(intervals[k][0])}, "
-                 f"{_fmt(intervals[k][1])}] with them, [{_fmt(ivl_all[k][0])}, {_fmt(ivl_all[k][1])}] without)"
-                 for k in moved]
+        parts = [
+            f"{names.get(k, k)} {_fmt(base[k])} -> {_fmt(p_all[k])} ({pct}% intervals [{_fmt(intervals[k][0])}, "
+            f"{_fmt(intervals[k][1])}] with them, [{_fmt(ivl_all[k][0])}, {_fmt(ivl_all[k][1])}] without)"
+            for k in moved
+        ]
         big = [k for k, m in sorted(shifts, key=lambda t: -t[1]) if k not in moved and m > 0.5][:2]
-        extra = ("; also " + ", ".join(f"{names.get(k, k)} {_fmt(base[k])} -> {_fmt(p_all[k])}" for k in big)) if big else ""
-        out["statement"] = (f"The conclusion depends on {k_pts} point{'s' if k_pts > 1 else ''} ({share:.1f}% of "
-                            f"{int(ok.sum())}): without {'them' if k_pts > 1 else 'it'}, " + ", ".join(parts) + extra
-                            + ". Check those runs before trusting the exponents.")
+        extra = (
+            ("; also " + ", ".join(f"{names.get(k, k)} {_fmt(base[k])} -> {_fmt(p_all[k])}" for k in big))
+            if big
+            else ""
+        )
+        out["statement"] = (
+            f"The conclusion depends on {k_pts} point{'s' if k_pts > 1 else ''} ({share:.1f}% of "
+            f"{int(ok.sum())}): without {'them' if k_pts > 1 else 'it'}, "
+            + ", ".join(parts)
+            + extra
+            + ". Check those runs before trusting the exponents."
+        )
     else:
         k_big = max(shifts, key=lambda t: t[1])[0] if shifts else None
-        tail = f" (largest move: {names.get(k_big, k_big)} {_fmt(base[k_big])} -> {_fmt(p_all[k_big])})" if k_big else ""
-        out["statement"] = (f"Without the {k_pts} flagged point{'s' if k_pts > 1 else ''} every exponent agrees with "
-                            f"the full fit within both fits' {pct}% intervals{tail}.")
+        tail = (
+            f" (largest move: {names.get(k_big, k_big)} {_fmt(base[k_big])} -> {_fmt(p_all[k_big])})" if k_big else ""
+        )
+        out["statement"] = (
+            f"Without the {k_pts} flagged point{'s' if k_pts > 1 else ''} every exponent agrees with "
+            f"the full fit within both fits' {pct}% intervals{tail}."
+        )
     return out
 
 

@@ -18,8 +18,8 @@ that is not identifiable is not drawn (it would only squash the data).
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
@@ -34,8 +34,19 @@ FORMULAS = {
     "hoffmann": r"$L = E + A/N^{\alpha} + B/D^{\beta}$",
     "droppo": r"$L = L_\infty + [(N_c/N)^{\alpha_N/\alpha_D} + D_c/D]^{\alpha_D}$",
 }
-_TEX = {"alpha": r"\alpha", "beta": r"\beta", "L_inf": r"L_\infty", "alpha_N": r"\alpha_N", "alpha_D": r"\alpha_D",
-        "N_c": "N_c", "D_c": "D_c", "E": "E", "A": "A", "B": "B", "L_final": r"L_{final}"}
+_TEX = {
+    "alpha": r"\alpha",
+    "beta": r"\beta",
+    "L_inf": r"L_\infty",
+    "alpha_N": r"\alpha_N",
+    "alpha_D": r"\alpha_D",
+    "N_c": "N_c",
+    "D_c": "D_c",
+    "E": "E",
+    "A": "A",
+    "B": "B",
+    "L_final": r"L_{final}",
+}
 
 
 def _tex_num(x: float) -> str:
@@ -43,7 +54,7 @@ def _tex_num(x: float) -> str:
         return str(x)
     if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
         e = int(math.floor(math.log10(abs(x))))
-        return rf"{x / 10 ** e:.3g}\times10^{{{e}}}"
+        return rf"{x / 10**e:.3g}\times10^{{{e}}}"
     if abs(x) >= 1e3:
         return f"{x:.0f}"
     return f"{x:.4g}"
@@ -64,7 +75,7 @@ def formula(fit: FitResult) -> str:
 
 
 def param_text(fit: FitResult, keys: Sequence[str] | None = None, compact: bool = False) -> str:
-    """"E = 1.82, A = 478, alpha = 0.347" in mathtext; a parameter that is not identifiable shows its interval
+    """ "E = 1.82, A = 478, alpha = 0.347" in mathtext; a parameter that is not identifiable shows its interval
     (``compact``: "not identifiable" only, and 3 significant digits)."""
     v = fit.variables[0] if len(fit.variables) == 1 else None
     parts = []
@@ -85,8 +96,16 @@ def param_text(fit: FitResult, keys: Sequence[str] | None = None, compact: bool 
     return ", ".join(parts)
 
 
-def _draw_law(ax, x: np.ndarray, pred: np.ndarray, band: tuple[np.ndarray, np.ndarray] | None,
-              inside: tuple[float, float], color: str, label: str | None, band_label: str | None) -> list:
+def _draw_law(
+    ax,
+    x: np.ndarray,
+    pred: np.ndarray,
+    band: tuple[np.ndarray, np.ndarray] | None,
+    inside: tuple[float, float],
+    color: str,
+    label: str | None,
+    band_label: str | None,
+) -> list:
     """The law: solid over ``inside`` (where it was fitted), dashed beyond (extrapolation); its band."""
     handles = []
     ins = (x >= inside[0] * (1 - 1e-9)) & (x <= inside[1] * (1 + 1e-9))
@@ -107,8 +126,9 @@ def _draw_law(ax, x: np.ndarray, pred: np.ndarray, band: tuple[np.ndarray, np.nd
     return handles
 
 
-def extrapolation_grid(fit_range: tuple[float, float], data_lo: float, data_hi: float, factor: float = 3.0,
-                       n: int = 300) -> np.ndarray:
+def extrapolation_grid(
+    fit_range: tuple[float, float], data_lo: float, data_hi: float, factor: float = 3.0, n: int = 300
+) -> np.ndarray:
     """Where to draw a law of compute: from a factor below its fitted range (not below the data) to a factor
     beyond the data, so that the extrapolation shows without swamping the plot."""
     lo = max(data_lo, fit_range[0] / factor)
@@ -144,10 +164,17 @@ def _floor(ax, fit: FitResult, ylim: tuple[float, float]) -> None:
 # the figures
 # --------------------------------------------------------------------------------------
 @style.styled
-def frontier_figure(frontier: Frontier, *, sizes: Mapping[Hashable, float] | None = None,
-                  fit: FitResult | None = None, xlabel: str = "training compute C (FLOPs)", ylabel: str = "dev loss",
-                  title: str | None = None, baselines: Mapping[str, float] | None = None,
-                  size_label: str = "model size N (parameters)") -> Figure | None:
+def frontier_figure(
+    frontier: Frontier,
+    *,
+    sizes: Mapping[Hashable, float] | None = None,
+    fit: FitResult | None = None,
+    xlabel: str = "training compute C (FLOPs)",
+    ylabel: str = "dev loss",
+    title: str | None = None,
+    baselines: Mapping[str, float] | None = None,
+    size_label: str = "model size N (parameters)",
+) -> Figure | None:
     """Loss against compute, every run (coloured by model size), the envelope and L(C) (Figure 5 view)."""
     fig, (ax,) = style.figure(width=style.SINGLE * 1.25, height=3.0)
     norm, colour = style.sequential(list((sizes or {}).values()))
@@ -169,8 +196,16 @@ def frontier_figure(frontier: Frontier, *, sizes: Mapping[Hashable, float] | Non
         rng = fit.diagnostics.get("fit_range", (allC.min(), allC.max()))
         grid = extrapolation_grid(rng, allC.min(), allC.max())
         band = fit.predict_interval(grid) if _band_label(fit) else None
-        handles += _draw_law(ax, grid, fit.predict(grid), band, rng, style.FIT,
-                             "L(C) fit: " + param_text(fit, [k for k in ("alpha",) if k in fit.params]), _band_label(fit))
+        handles += _draw_law(
+            ax,
+            grid,
+            fit.predict(grid),
+            band,
+            rng,
+            style.FIT,
+            "L(C) fit: " + param_text(fit, [k for k in ("alpha",) if k in fit.params]),
+            _band_label(fit),
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     style.loss_limits(ax, np.concatenate(ys))
@@ -179,8 +214,16 @@ def frontier_figure(frontier: Frontier, *, sizes: Mapping[Hashable, float] | Non
     style.log_axis(ax, "y", "plain")
     ax.set_title(title or f"{len(frontier.curves)} runs, {len(frontier.runs_on_envelope)} on the frontier")
     if norm is not None:
-        style.colorbar_ticks(fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=ax,
-                                          label=size_label, format=_si_formatter(), pad=0.01, aspect=30))
+        style.colorbar_ticks(
+            fig.colorbar(
+                ScalarMappable(norm=norm, cmap=style.truncated_cmap()),
+                ax=ax,
+                label=size_label,
+                format=_si_formatter(),
+                pad=0.01,
+                aspect=30,
+            )
+        )
     ax.legend(handles=handles + style.baseline_handles(baselines), loc="upper right")
     return fig
 
@@ -198,9 +241,18 @@ def _si_formatter():
 
 
 @style.styled
-def law_figure(fit: FitResult, x: np.ndarray, y: np.ndarray, *, xlabel: str,
-             ylabel: str = "dev loss", title: str | None = None, context: tuple[np.ndarray, np.ndarray] | None = None,
-             context_label: str = "other runs", baselines: Mapping[str, float] | None = None) -> Figure | None:
+def law_figure(
+    fit: FitResult,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    xlabel: str,
+    ylabel: str = "dev loss",
+    title: str | None = None,
+    context: tuple[np.ndarray, np.ndarray] | None = None,
+    context_label: str = "other runs",
+    baselines: Mapping[str, float] | None = None,
+) -> Figure | None:
     """One covariate: the points fitted (and ``context``, the other runs, in grey), the law and its band."""
     fig, (ax,) = style.figure(height=2.8)
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -216,14 +268,26 @@ def law_figure(fit: FitResult, x: np.ndarray, y: np.ndarray, *, xlabel: str,
     rows = [o.row for o in fit.outliers]
     if rows:
         ax.plot(x[rows], y[rows], "o", mfc="none", mec=style.OKABE_ITO["vermillion"], ms=8, mew=1, zorder=6)
-        handles.append(Line2D([], [], marker="o", mfc="none", mec=style.OKABE_ITO["vermillion"], ls="none", ms=8,
-                              label=f"flagged outlier{'s' if len(rows) > 1 else ''} ({len(rows)})"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                mfc="none",
+                mec=style.OKABE_ITO["vermillion"],
+                ls="none",
+                ms=8,
+                label=f"flagged outlier{'s' if len(rows) > 1 else ''} ({len(rows)})",
+            )
+        )
     allx = np.concatenate([x] + ([np.asarray(context[0], float)] if context is not None and len(context[0]) else []))
     span = math.log10(allx.max() / allx.min())
     grid = np.geomspace(allx.min() / 10 ** (0.05 * span), allx.max() * 10 ** (0.05 * span), 300)
     pred = fit.predict(grid)
     band = fit.predict_interval(grid) if _band_label(fit) else None
-    handles += _draw_law(ax, grid, pred, band, (x.min(), x.max()), style.FIT, "fit: " + param_text(fit), _band_label(fit))
+    handles += _draw_law(
+        ax, grid, pred, band, (x.min(), x.max()), style.FIT, "fit: " + param_text(fit), _band_label(fit)
+    )
     inside = (grid >= x.min()) & (grid <= x.max())
     style.loss_limits(ax, np.concatenate(ys + [pred[inside]]))
     ylim = ax.get_ylim()
@@ -264,10 +328,18 @@ def levels(values: np.ndarray, max_levels: int = 5) -> list[tuple[float, np.ndar
 
 
 @style.styled
-def joint_figure(fit: FitResult, N: np.ndarray, D: np.ndarray, y: np.ndarray, *,
-               ylabel: str = "dev loss", n_label: str = "model size N (parameters)",
-               d_label: str = "training data D (training-set size)", baselines: Mapping[str, float] | None = None,
-               title: str | None = None) -> Figure | None:
+def joint_figure(
+    fit: FitResult,
+    N: np.ndarray,
+    D: np.ndarray,
+    y: np.ndarray,
+    *,
+    ylabel: str = "dev loss",
+    n_label: str = "model size N (parameters)",
+    d_label: str = "training data D (training-set size)",
+    baselines: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> Figure | None:
     """L(N, D): (a) loss against N, D in colour; (b) loss against D, N in colour; the law at each colour's value."""
     fig, axes = style.figure(ncols=2, width=style.DOUBLE, height=3.0, sharey=True)
     N, D, y = (np.asarray(a, float) for a in (N, D, y))
@@ -281,20 +353,41 @@ def joint_figure(fit: FitResult, N: np.ndarray, D: np.ndarray, y: np.ndarray, *,
         for typical, sel, label in lv:
             c = colour(typical)
             ax.plot(a[sel], y[sel], "o", color=c, ms=2.8, mew=0, alpha=0.85, zorder=3, gid="points")
-            pred = fit.predict(grid, np.full_like(grid, typical)) if tag == "N" else fit.predict(np.full_like(grid, typical), grid)
+            pred = (
+                fit.predict(grid, np.full_like(grid, typical))
+                if tag == "N"
+                else fit.predict(np.full_like(grid, typical), grid)
+            )
             ax.plot(grid, pred, "-", color=c, lw=1.1, zorder=4)
             preds.append(pred)
             handles.append(Line2D([], [], color=c, marker="o", ms=2.8, lw=1.1, label=f"{label} ({int(sel.sum())})"))
         if out_rows.size:
-            ax.plot(a[out_rows], y[out_rows], "o", mfc="none", mec=style.OKABE_ITO["vermillion"], ms=7, mew=0.9, zorder=5)
-            handles.append(Line2D([], [], marker="o", mfc="none", mec=style.OKABE_ITO["vermillion"], ls="none", ms=7,
-                                  label=f"flagged outlier{'s' if out_rows.size > 1 else ''} ({out_rows.size})"))
+            ax.plot(
+                a[out_rows], y[out_rows], "o", mfc="none", mec=style.OKABE_ITO["vermillion"], ms=7, mew=0.9, zorder=5
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    mfc="none",
+                    mec=style.OKABE_ITO["vermillion"],
+                    ls="none",
+                    ms=7,
+                    label=f"flagged outlier{'s' if out_rows.size > 1 else ''} ({out_rows.size})",
+                )
+            )
         ax.set_xlabel(a_label)
         other = "D" if tag == "N" else "N"
         unit = b_label[b_label.find("(") + 1 : b_label.rfind(")")] if "(" in b_label else ""
-        ax.legend(handles=handles + style.baseline_handles(baselines),
-                  title=f"{other} ({unit}) of the points; the law at their typical {other}",
-                  loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, title_fontsize=6.5)
+        ax.legend(
+            handles=handles + style.baseline_handles(baselines),
+            title=f"{other} ({unit}) of the points; the law at their typical {other}",
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=3,
+            title_fontsize=6.5,
+        )
         ax.set_title(f"({'a' if tag == 'N' else 'b'}) against {tag}, {other} in colour")
     axes[0].set_ylabel(ylabel)
     style.loss_limits(axes[0], np.concatenate([y] + [p for p in preds]))
@@ -323,8 +416,9 @@ def residuals_figure(fits: Mapping[str, FitResult], *, ylabel_loss: str = "fitte
     items = [(k, f) for k, f in fits.items() if f is not None]
     ncols = min(max(len(items), 1), 2)
     nrows = max(math.ceil(len(items) / ncols), 1)
-    fig, axes = style.figure(ncols=ncols, nrows=nrows, width=style.SINGLE if ncols == 1 else style.DOUBLE,
-                             height=2.4 * nrows)
+    fig, axes = style.figure(
+        ncols=ncols, nrows=nrows, width=style.SINGLE if ncols == 1 else style.DOUBLE, height=2.4 * nrows
+    )
     for ax, (name, fit) in zip(axes, items):
         r = -fit.residuals  # log(observed / fitted): positive above the fit
         ok = np.isfinite(r)
@@ -333,13 +427,25 @@ def residuals_figure(fits: Mapping[str, FitResult], *, ylabel_loss: str = "fitte
         ax.axhspan(-d, d, color=style.OKABE_ITO["green"], alpha=0.15, lw=0)
         ax.axhline(0, color="black", lw=0.6)
         ax.plot(fitted[ok], r[ok], "o", ms=2.5, mew=0, color=style.DATA, alpha=0.85)
-        handles = [Line2D([], [], color=style.DATA, marker="o", ls="none", ms=2.5, label=f"points ({int(ok.sum())})"),
-                   _patch(style.OKABE_ITO["green"], f"Huber delta = {d:.3g}")]
+        handles = [
+            Line2D([], [], color=style.DATA, marker="o", ls="none", ms=2.5, label=f"points ({int(ok.sum())})"),
+            _patch(style.OKABE_ITO["green"], f"Huber delta = {d:.3g}"),
+        ]
         if fit.outliers:
             rows = [o.row for o in fit.outliers]
             ax.plot(fitted[rows], r[rows], "o", mfc="none", mec=style.OKABE_ITO["vermillion"], ms=7, mew=0.9)
-            handles.append(Line2D([], [], marker="o", mfc="none", mec=style.OKABE_ITO["vermillion"], ls="none", ms=7,
-                                  label=f"flagged outlier{'s' if len(rows) > 1 else ''} ({len(rows)})"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    mfc="none",
+                    mec=style.OKABE_ITO["vermillion"],
+                    ls="none",
+                    ms=7,
+                    label=f"flagged outlier{'s' if len(rows) > 1 else ''} ({len(rows)})",
+                )
+            )
         law = {"power_law": "power law", "hoffmann": "Hoffmann", "droppo": "Droppo"}.get(fit.law, fit.law)
         ax.set_title(f"{NAMES.get(name, name)}, {law}: rms log residual {fit.stats['rmse_log']:.4f}")
         ax.set_xlabel(ylabel_loss)
@@ -349,7 +455,7 @@ def residuals_figure(fits: Mapping[str, FitResult], *, ylabel_loss: str = "fitte
         ax.set_xlim(lo / pad, hi * pad)
         style.log_axis(ax, "x", "plain", max_labels=5)
         ax.legend(handles=handles, loc="best")
-    for ax in axes[len(items):]:
+    for ax in axes[len(items) :]:
         ax.set_visible(False)
     return fig
 
@@ -361,9 +467,14 @@ def plot_residuals(fits: Mapping[str, FitResult], stem: str | Path, **options) -
 
 
 @style.styled
-def frontiers_figure(frontiers: Mapping[str, tuple[Frontier, FitResult | None]], *,
-                   xlabel: str = "training compute C (FLOPs)", ylabel: str = "dev loss",
-                   baselines: Mapping[str, float] | None = None, title: str | None = None) -> Figure | None:
+def frontiers_figure(
+    frontiers: Mapping[str, tuple[Frontier, FitResult | None]],
+    *,
+    xlabel: str = "training compute C (FLOPs)",
+    ylabel: str = "dev loss",
+    baselines: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> Figure | None:
     """Several frontiers on one plot (one per architecture): each envelope, its L(C) and band, in its colour."""
     fig, (ax,) = style.figure(width=style.SINGLE * 1.25, height=3.0)
     handles, ys, allC = [], [], []
@@ -383,8 +494,16 @@ def frontiers_figure(frontiers: Mapping[str, tuple[Frontier, FitResult | None]],
         grid = extrapolation_grid(rng, lo, hi)
         band = fit.predict_interval(grid) if _band_label(fit) else None
         level = level or (fit.level if band is not None else None)
-        h = _draw_law(ax, grid, fit.predict(grid), band, rng, style.categorical(i),
-                      f"{name}: L(C), " + param_text(fit, ["alpha"]), None)
+        h = _draw_law(
+            ax,
+            grid,
+            fit.predict(grid),
+            band,
+            rng,
+            style.categorical(i),
+            f"{name}: L(C), " + param_text(fit, ["alpha"]),
+            None,
+        )
         dashed |= any(x.get_label() == "extrapolated" for x in h)
         handles += [x for x in h if x.get_label() != "extrapolated"]
     if dashed:
@@ -402,11 +521,27 @@ def frontiers_figure(frontiers: Mapping[str, tuple[Frontier, FitResult | None]],
     return fig
 
 
-def plot_frontiers(frontiers: Mapping[str, tuple[Frontier, FitResult | None]], stem: str | Path, **options) -> list[Path]:
+def plot_frontiers(
+    frontiers: Mapping[str, tuple[Frontier, FitResult | None]], stem: str | Path, **options
+) -> list[Path]:
     """:func:`frontiers_figure` written as stem.png and stem.pdf (none when there is nothing to draw)."""
     fig = frontiers_figure(frontiers, **options)
     return [] if fig is None else style.save(fig, stem)
 
 
-__all__ = ["plot_frontier", "plot_frontiers", "plot_law", "plot_joint", "plot_residuals", "frontier_figure", "frontiers_figure",
-           "law_figure", "joint_figure", "residuals_figure", "formula", "param_text", "levels", "extrapolation_grid"]
+__all__ = [
+    "plot_frontier",
+    "plot_frontiers",
+    "plot_law",
+    "plot_joint",
+    "plot_residuals",
+    "frontier_figure",
+    "frontiers_figure",
+    "law_figure",
+    "joint_figure",
+    "residuals_figure",
+    "formula",
+    "param_text",
+    "levels",
+    "extrapolation_grid",
+]

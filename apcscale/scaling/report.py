@@ -26,8 +26,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,8 +69,9 @@ def _allocation_interval(fit: FitResult) -> tuple[float, float]:
     return float(min(lo, e)), float(max(hi, e))
 
 
-def _optimal_table(fit: FitResult, C: np.ndarray, cost: TrainingCost, N_range: tuple[float, float],
-                   D_range: tuple[float, float]) -> dict[str, Any]:
+def _optimal_table(
+    fit: FitResult, C: np.ndarray, cost: TrainingCost, N_range: tuple[float, float], D_range: tuple[float, float]
+) -> dict[str, Any]:
     N, D = compute_optimal(fit, C, cost=cost)
     inside = (N >= N_range[0]) & (N <= N_range[1]) & (D >= D_range[0]) & (D <= D_range[1])
     if cost.measured:  # the local slope along the table
@@ -79,19 +81,46 @@ def _optimal_table(fit: FitResult, C: np.ndarray, cost: TrainingCost, N_range: t
         eN = allocation_exponent(fit.law, fit.params)
         how = "closed form"
     lo, hi = _allocation_interval(fit)
-    return {"cost": cost.describe(), "flops_per_param_frame": cost.k, "passes": cost.passes, "C": C.tolist(),
-            "N_opt": N.tolist(), "D_opt": D.tolist(), "loss": fit.predict(N, D).tolist(), "within_data": inside.tolist(),
-            "N_exponent": eN, "N_exponent_how": how, "D_exponent": 1.0 - eN if not cost.measured else math.nan,
-            "allocation_exponent_interval": [lo, hi]}
+    return {
+        "cost": cost.describe(),
+        "flops_per_param_frame": cost.k,
+        "passes": cost.passes,
+        "C": C.tolist(),
+        "N_opt": N.tolist(),
+        "D_opt": D.tolist(),
+        "loss": fit.predict(N, D).tolist(),
+        "within_data": inside.tolist(),
+        "N_exponent": eN,
+        "N_exponent_how": how,
+        "D_exponent": 1.0 - eN if not cost.measured else math.nan,
+        "allocation_exponent_interval": [lo, hi],
+    }
 
 
-def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None, out_dir: str | Path | None = None, *,
-              law: str | None = None, reduce: str = "min", bootstrap: int = 200, level: float = 0.9, seed: int = 0,
-              delta: float | str = "auto", drop_bad: bool = False, plots: bool = True,
-              flops_per_param_frame: float = 6.0, cost: TrainingCost | None = None,
-              exclude_runs: Mapping[str, str] | None = None, baselines: Mapping[str, float] | None = None,
-              data_unit: str | None = None, notes: Sequence[str] = (), influence: bool = True,
-              source: str | None = None, title: str | None = None, return_objects: bool = False) -> dict[str, Any]:
+def fit_table(
+    df: pd.DataFrame,
+    columns: Mapping[str, str | None] | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    law: str | None = None,
+    reduce: str = "min",
+    bootstrap: int = 200,
+    level: float = 0.9,
+    seed: int = 0,
+    delta: float | str = "auto",
+    drop_bad: bool = False,
+    plots: bool = True,
+    flops_per_param_frame: float = 6.0,
+    cost: TrainingCost | None = None,
+    exclude_runs: Mapping[str, str] | None = None,
+    baselines: Mapping[str, float] | None = None,
+    data_unit: str | None = None,
+    notes: Sequence[str] = (),
+    influence: bool = True,
+    source: str | None = None,
+    title: str | None = None,
+    return_objects: bool = False,
+) -> dict[str, Any]:
     """Fit the laws the table's columns allow; write fit.json, summary.txt and plots to ``out_dir``.
 
     ``columns`` maps roles (N, D, C, loss, group) to column names; missing roles
@@ -113,8 +142,13 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
         missing = [r for r in ("N", "D") if r not in cols]
         if missing:
             what = {"N": "an N column (model size: --n COL)", "D": "a D column (training-set size: --d COL)"}
-            raise FitError(f"--law {law} fits L(N, D) and needs " + " and ".join(what[m] for m in missing)
-                           + "; the table has none (columns: " + ", ".join(map(str, df.columns)) + ")")
+            raise FitError(
+                f"--law {law} fits L(N, D) and needs "
+                + " and ".join(what[m] for m in missing)
+                + "; the table has none (columns: "
+                + ", ".join(map(str, df.columns))
+                + ")"
+            )
     law = law or "droppo"
     if not (delta == "auto" or (isinstance(delta, (int, float)) and delta > 0)):
         raise FitError(f"delta must be 'auto' or a number > 0, not {delta!r}")
@@ -122,11 +156,24 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
     data, warns = check_table(df, cols, drop_bad=drop_bad)
     loss = cols["loss"]
     unit = data_unit or d_unit(cols.get("D"))
-    labels_ax = {"N": axis_label("N"), "D": axis_label("D", cols.get("D"), unit), "C": axis_label("C"),
-                 "loss": axis_label("loss", loss)}
-    result: dict[str, Any] = {"source": source, "columns": cols, "n_rows": int(len(data)), "level": level,
-                              "delta": delta, "fits": {}, "statements": {}, "errors": {}, "influence": {},
-                              "warnings": list(notes) + list(warns)}
+    labels_ax = {
+        "N": axis_label("N"),
+        "D": axis_label("D", cols.get("D"), unit),
+        "C": axis_label("C"),
+        "loss": axis_label("loss", loss),
+    }
+    result: dict[str, Any] = {
+        "source": source,
+        "columns": cols,
+        "n_rows": int(len(data)),
+        "level": level,
+        "delta": delta,
+        "fits": {},
+        "statements": {},
+        "errors": {},
+        "influence": {},
+        "warnings": list(notes) + list(warns),
+    }
     if title:
         result["title"] = title
     objects: dict[str, Any] = {}
@@ -148,14 +195,15 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
     frontier: Frontier | None = None
     if "C" in cols:
         if "group" in cols:
-            curves = {run: (g[cols["C"]].to_numpy(), g[loss].to_numpy()) for run, g in data.groupby(cols["group"], sort=False)}
+            curves = {
+                run: (g[cols["C"]].to_numpy(), g[loss].to_numpy()) for run, g in data.groupby(cols["group"], sort=False)
+            }
         else:
             curves = {idx: (np.array([row[cols["C"]]]), np.array([row[loss]])) for idx, row in data.iterrows()}
         sizes = None
         if "N" in cols:
             key = cols["group"] if "group" in cols else None
-            sizes = (data.groupby(key, sort=False)[cols["N"]].first().to_dict() if key
-                     else data[cols["N"]].to_dict())
+            sizes = data.groupby(key, sort=False)[cols["N"]].first().to_dict() if key else data[cols["N"]].to_dict()
         frontier = attempt("frontier_envelope", lambda: compute_frontier(curves, sizes=sizes))
         if frontier is not None:
             ffit = attempt("frontier", lambda: frontier.fit_law(**opts))
@@ -164,9 +212,16 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
                 result["statements"]["frontier"] = derived_statements(ffit.params["alpha"], ffit.intervals["alpha"])
                 Cf, Lf, Rf = frontier.fit_points()
                 inputs["frontier"] = (
-                    lambda m, Cf=Cf, Lf=Lf, Rf=Rf: fit_power_law(Cf[m], Lf[m], groups=[str(r) for r, k in zip(Rf, m) if k],
-                                                                 variable="C", **{**opts, "bootstrap": 0}),
-                    lambda i, Cf=Cf, Rf=Rf: f"run {Rf[i]}, C {si(Cf[i])}", None)
+                    lambda m, Cf=Cf, Lf=Lf, Rf=Rf: fit_power_law(
+                        Cf[m],
+                        Lf[m],
+                        groups=[str(r) for r, k in zip(Rf, m) if k],
+                        variable="C",
+                        **{**opts, "bootstrap": 0},
+                    ),
+                    lambda i, Cf=Cf, Rf=Rf: f"run {Rf[i]}, C {si(Cf[i])}",
+                    None,
+                )
 
     runs = per_run(data, cols, reduce)
     if exclude_runs and "group" in cols:
@@ -179,9 +234,10 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
             for r in [*runs.loc[out_mask, cols["group"]].astype(str), *absent]:
                 reasons[exclude_runs[r]] = reasons.get(exclude_runs[r], 0) + 1
             n_out = int(out_mask.sum()) + len(absent)
-            result["warnings"].append(f"{n_out} of {len(runs) + len(absent)} runs left out of L(N, D), L(N) and L(D) "
-                                      "(their curves still make the frontier): "
-                                      + ", ".join(f"{n} {why}" for why, n in reasons.items()))
+            result["warnings"].append(
+                f"{n_out} of {len(runs) + len(absent)} runs left out of L(N, D), L(N) and L(D) "
+                "(their curves still make the frontier): " + ", ".join(f"{n} {why}" for why, n in reasons.items())
+            )
             runs = runs.loc[~out_mask]
     result["n_fit_runs"] = int(len(runs))
 
@@ -197,10 +253,17 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
                 result["fits"]["joint"] = joint.to_dict()
                 result["statements"]["joint"] = exponent_statements(joint)
                 inputs["joint"] = (
-                    lambda m: fit_joint(Nj[m], Dj[m], yj[m], law=law, groups=None if groups is None else groups[m],
-                                        **{**opts, "bootstrap": 0}),
+                    lambda m: fit_joint(
+                        Nj[m],
+                        Dj[m],
+                        yj[m],
+                        law=law,
+                        groups=None if groups is None else groups[m],
+                        **{**opts, "bootstrap": 0},
+                    ),
                     lambda i: f"N {si(Nj[i])}, D {si(Dj[i])}, D/N {Dj[i] / Nj[i]:.3g}",
-                    "joint")
+                    "joint",
+                )
                 if "C" in cols:
                     Cr = np.geomspace(data[cols["C"]].min(), data[cols["C"]].max(), 5)
                 else:
@@ -219,8 +282,9 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
         name = f"L_{role}"
         if other in cols or "group" in cols:
             try:
-                best, how = best_per_value(runs, cols[role], loss, cols[other] if other in cols else None,
-                                           role=role, other_role=other)
+                best, how = best_per_value(
+                    runs, cols[role], loss, cols[other] if other in cols else None, role=role, other_role=other
+                )
             except FitError as exc:
                 result["errors"][name] = str(exc)
                 continue
@@ -233,9 +297,13 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
             result["fits"][name] = fit.to_dict()
             result["statements"][name] = exponent_statements(fit)
             one_d[role] = (fit, best)
-            inputs[name] = (lambda m, xb=xb, yb=yb, role=role: fit_power_law(xb[m], yb[m], variable=role,
-                                                                             **{**opts, "bootstrap": 0}),
-                            lambda i, xb=xb, role=role: f"{role} {si(xb[i])}", None)
+            inputs[name] = (
+                lambda m, xb=xb, yb=yb, role=role: fit_power_law(
+                    xb[m], yb[m], variable=role, **{**opts, "bootstrap": 0}
+                ),
+                lambda i, xb=xb, role=role: f"{role} {si(xb[i])}",
+                None,
+            )
 
     if not result["fits"] or all(k == "frontier" and "fit" not in v for k, v in result["fits"].items()):
         raise FitError("no law could be fitted: " + "; ".join(f"{k}: {v}" for k, v in result["errors"].items()))
@@ -260,12 +328,15 @@ def fit_table(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None,
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if plots:
-            files += [str(p) for p in _plots(out, objects, frontier, joint, one_d, runs, cols, labels_ax,
-                                             baselines, title)]
+            files += [
+                str(p) for p in _plots(out, objects, frontier, joint, one_d, runs, cols, labels_ax, baselines, title)
+            ]
         (out / "summary.txt").write_text(summary + "\n")
         files = [str(out / "fit.json"), str(out / "summary.txt")] + files
         result["files"] = files
-        (out / "fit.json").write_text(json.dumps(_jsonable({k: v for k, v in result.items()}), indent=2, allow_nan=False))
+        (out / "fit.json").write_text(
+            json.dumps(_jsonable({k: v for k, v in result.items()}), indent=2, allow_nan=False)
+        )
     result = _jsonable(result)
     if return_objects:
         result["objects"] = objects
@@ -280,22 +351,44 @@ def _plots(out: Path, objects, frontier, joint, one_d, runs, cols, labels, basel
     prefix = f"{title}: " if title else ""
     if frontier is not None:
         fit = objects.get("frontier")
-        files += plots.plot_frontier(frontier, out / "frontier", sizes=frontier.sizes if "N" in cols else None, fit=fit,
-                                     xlabel=labels["C"], ylabel=labels["loss"], baselines=baselines,
-                                     title=f"{prefix}{len(frontier.curves)} runs, {len(frontier.runs_on_envelope)} "
-                                           "on the frontier")
+        files += plots.plot_frontier(
+            frontier,
+            out / "frontier",
+            sizes=frontier.sizes if "N" in cols else None,
+            fit=fit,
+            xlabel=labels["C"],
+            ylabel=labels["loss"],
+            baselines=baselines,
+            title=f"{prefix}{len(frontier.curves)} runs, {len(frontier.runs_on_envelope)} on the frontier",
+        )
     if joint is not None:
-        files += plots.plot_joint(joint, runs[cols["N"]].to_numpy(), runs[cols["D"]].to_numpy(), runs[loss].to_numpy(),
-                                  out / "joint", ylabel=labels["loss"], n_label=labels["N"], d_label=labels["D"],
-                                  baselines=baselines, title=title)
+        files += plots.plot_joint(
+            joint,
+            runs[cols["N"]].to_numpy(),
+            runs[cols["D"]].to_numpy(),
+            runs[loss].to_numpy(),
+            out / "joint",
+            ylabel=labels["loss"],
+            n_label=labels["N"],
+            d_label=labels["D"],
+            baselines=baselines,
+            title=title,
+        )
     for role, (fit, best) in one_d.items():
         rest = runs.drop(index=best.index, errors="ignore")
         how = fit.diagnostics.get("selection", "")
-        files += plots.plot_law(fit, best[cols[role]].to_numpy(), best[loss].to_numpy(), out / f"loss_vs_{role}",
-                                xlabel=labels[role], ylabel=labels["loss"], baselines=baselines,
-                                context=(rest[cols[role]].to_numpy(), rest[loss].to_numpy()) if len(rest) else None,
-                                context_label="other runs (not the best at their value)",
-                                title=f"{prefix}L({role}) on {_short(how)}")
+        files += plots.plot_law(
+            fit,
+            best[cols[role]].to_numpy(),
+            best[loss].to_numpy(),
+            out / f"loss_vs_{role}",
+            xlabel=labels[role],
+            ylabel=labels["loss"],
+            baselines=baselines,
+            context=(rest[cols[role]].to_numpy(), rest[loss].to_numpy()) if len(rest) else None,
+            context_label="other runs (not the best at their value)",
+            title=f"{prefix}L({role}) on {_short(how)}",
+        )
     fits = {k: v for k, v in objects.items() if isinstance(v, FitResult)}
     if fits:
         files += plots.plot_residuals(fits, out / "residuals", ylabel_loss=f"fitted {labels['loss']}")
@@ -306,8 +399,9 @@ def _short(how: str) -> str:
     return how.split(" (")[0] if how else "the best loss at each value"
 
 
-def format_summary(result: Mapping[str, Any], objects: Mapping[str, Any], cols: Mapping[str, str],
-                   source: str | None = None) -> str:
+def format_summary(
+    result: Mapping[str, Any], objects: Mapping[str, Any], cols: Mapping[str, str], source: str | None = None
+) -> str:
     lines = []
     head = f"apcscale fit: {source or 'table'}: {result['n_rows']} rows"
     if "n_runs" in result:
@@ -317,8 +411,10 @@ def format_summary(result: Mapping[str, Any], objects: Mapping[str, Any], cols: 
     frontier = objects.get("frontier_envelope")
     if frontier is not None:
         fit = objects.get("frontier")
-        lines.append(f"Compute frontier: {len(frontier.envelope)} envelope points from "
-                     f"{len(frontier.runs_on_envelope)} of {len(frontier.curves)} runs; on it:")
+        lines.append(
+            f"Compute frontier: {len(frontier.envelope)} envelope points from "
+            f"{len(frontier.runs_on_envelope)} of {len(frontier.curves)} runs; on it:"
+        )
         spans: dict[Any, list] = {}
         for s in frontier.segments:
             sp = spans.setdefault(s.run_id, [s.C_start, s.C_end, 0])
@@ -332,8 +428,13 @@ def format_summary(result: Mapping[str, Any], objects: Mapping[str, Any], cols: 
             lines.append(f"  {str(run):<{width}}  C = {_fmt(a)} .. {_fmt(b)}{times}")
         if fit is not None:
             lo, hi = fit.diagnostics.get("fit_range", (float("nan"),) * 2)
-            lines.append(format_fit(fit, title=f"L(C) on the envelope: {fit.n_points} points from "
-                                               f"{fit.diagnostics.get('fit_runs', '?')} runs, C = {_fmt(lo)} to {_fmt(hi)}"))
+            lines.append(
+                format_fit(
+                    fit,
+                    title=f"L(C) on the envelope: {fit.n_points} points from "
+                    f"{fit.diagnostics.get('fit_runs', '?')} runs, C = {_fmt(lo)} to {_fmt(hi)}",
+                )
+            )
             st = result["statements"].get("frontier")
             if st:
                 lines += ["  " + st["doubling"], "  " + st["halving"]]
@@ -341,7 +442,9 @@ def format_summary(result: Mapping[str, Any], objects: Mapping[str, Any], cols: 
         lines.append("")
     joint = objects.get("joint")
     if joint is not None:
-        lines.append(format_fit(joint, title=f"Joint L(N, D) ({joint.law}) on {result.get('n_fit_runs', joint.n_points)} runs"))
+        lines.append(
+            format_fit(joint, title=f"Joint L(N, D) ({joint.law}) on {result.get('n_fit_runs', joint.n_points)} runs")
+        )
         for st in result["statements"].get("joint", []):
             lines.append(f"  {st['parameter']}: {st['doubling']}")
             lines.append(f"  {' ' * len(st['parameter'])}  {st['halving']}")
@@ -350,8 +453,10 @@ def format_summary(result: Mapping[str, Any], objects: Mapping[str, Any], cols: 
             lo, hi = co["allocation_exponent_interval"]
             pct = int(round(joint.level * 100))
             lines.append(f"  compute-optimal, {co['cost']}:")
-            lines.append(f"    N_opt ~ C^{co['N_exponent']:.3f} ({co['N_exponent_how']}; for C proportional to N D: "
-                         f"{allocation_exponent(joint.law, joint.params):.3f}, {pct}% [{lo:.3f}, {hi:.3f}])")
+            lines.append(
+                f"    N_opt ~ C^{co['N_exponent']:.3f} ({co['N_exponent_how']}; for C proportional to N D: "
+                f"{allocation_exponent(joint.law, joint.params):.3f}, {pct}% [{lo:.3f}, {hi:.3f}])"
+            )
             for c, n, d, l, ok in zip(co["C"], co["N_opt"], co["D_opt"], co["loss"], co["within_data"]):
                 note = "" if ok else "   (outside the data's N or D: extrapolated)"
                 lines.append(f"    C = {_fmt(c):>9}: N = {_fmt(n):>9}, D = {_fmt(d):>9}, loss {l:.4g}{note}")
@@ -380,10 +485,19 @@ def _dirname(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)) or "_"
 
 
-def fit_by(df: pd.DataFrame, by: str, columns: Mapping[str, str | None] | None = None,
-           out_dir: str | Path | None = None, *, costs: Mapping[Any, TrainingCost] | None = None,
-           notes: Sequence[str] = (), source: str | None = None, plots: bool = True,
-           return_objects: bool = False, **options) -> dict[str, Any]:
+def fit_by(
+    df: pd.DataFrame,
+    by: str,
+    columns: Mapping[str, str | None] | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    costs: Mapping[Any, TrainingCost] | None = None,
+    notes: Sequence[str] = (),
+    source: str | None = None,
+    plots: bool = True,
+    return_objects: bool = False,
+    **options,
+) -> dict[str, Any]:
     """One :func:`fit_table` per value of column ``by`` (e.g. one per architecture), written to
     ``out_dir/<value>/``; ``out_dir`` gets fit.json (every group), summary.txt and, with two or more
     frontiers, frontiers.png (every group's envelope and L(C) on one plot). ``costs`` ({value: TrainingCost})
@@ -397,9 +511,17 @@ def fit_by(df: pd.DataFrame, by: str, columns: Mapping[str, str | None] | None =
     for value, sub in df.groupby(by, sort=True):
         sub_out = Path(out_dir) / _dirname(value) if out_dir is not None else None
         try:
-            res = fit_table(sub, columns, sub_out, cost=(costs or {}).get(value, default_cost),
-                            source=f"{source} [{by} = {value}]", title=str(value), plots=plots, return_objects=True,
-                            **options)
+            res = fit_table(
+                sub,
+                columns,
+                sub_out,
+                cost=(costs or {}).get(value, default_cost),
+                source=f"{source} [{by} = {value}]",
+                title=str(value),
+                plots=plots,
+                return_objects=True,
+                **options,
+            )
         except FitError as exc:
             errors[str(value)] = str(exc)
             continue
@@ -413,23 +535,33 @@ def fit_by(df: pd.DataFrame, by: str, columns: Mapping[str, str | None] | None =
     if errors:
         parts.append("Groups not fitted:\n" + "\n".join(f"  {by} = {k}: {v}" for k, v in errors.items()))
     summary = "\n\n".join(parts)
-    out: dict[str, Any] = {"source": source, "by": by, "groups": {k: {kk: vv for kk, vv in v.items() if kk != "summary"}
-                                                                  for k, v in results.items()},
-                           "errors": errors, "notes": list(notes), "summary": summary}
+    out: dict[str, Any] = {
+        "source": source,
+        "by": by,
+        "groups": {k: {kk: vv for kk, vv in v.items() if kk != "summary"} for k, v in results.items()},
+        "errors": errors,
+        "notes": list(notes),
+        "summary": summary,
+    }
     files: list[str] = []
     if out_dir is not None:
         root = Path(out_dir)
         root.mkdir(parents=True, exist_ok=True)
         (root / "summary.txt").write_text(summary + "\n")
-        (root / "fit.json").write_text(json.dumps(_jsonable({k: v for k, v in out.items() if k != "summary"}), indent=2,
-                                                  allow_nan=False))
+        (root / "fit.json").write_text(
+            json.dumps(_jsonable({k: v for k, v in out.items() if k != "summary"}), indent=2, allow_nan=False)
+        )
         files = [str(root / "fit.json"), str(root / "summary.txt")]
-        frontiers = {k: (o["frontier_envelope"], o.get("frontier")) for k, o in objects.items() if "frontier_envelope" in o}
+        frontiers = {
+            k: (o["frontier_envelope"], o.get("frontier")) for k, o in objects.items() if "frontier_envelope" in o
+        }
         if plots and len(frontiers) >= 2:
             from . import plots as plots_mod
 
-            files += [str(p) for p in plots_mod.plot_frontiers(frontiers, root / "frontiers",
-                                                               baselines=options.get("baselines"))]
+            files += [
+                str(p)
+                for p in plots_mod.plot_frontiers(frontiers, root / "frontiers", baselines=options.get("baselines"))
+            ]
         for r in results.values():
             files += r.get("files", [])
     out["files"] = files

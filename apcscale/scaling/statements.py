@@ -34,8 +34,13 @@ def _times(x: float) -> str:
     return f"{x:.1f}x"
 
 
-def derived_statements(alpha: float, interval: tuple[float, float] | None = None, *, quantity: str = "compute",
-                       loss: str = "reducible loss") -> dict[str, Any]:
+def derived_statements(
+    alpha: float,
+    interval: tuple[float, float] | None = None,
+    *,
+    quantity: str = "compute",
+    loss: str = "reducible loss",
+) -> dict[str, Any]:
     """What an exponent means: reduction per doubling and the factor needed to halve.
 
     ``alpha`` is the magnitude of the slope of the reducible loss against
@@ -77,7 +82,7 @@ def _num(x: float) -> str:
     return f"{x:.4g}"
 
 
-def display_names(fit: "FitResult") -> dict[str, str]:
+def display_names(fit: FitResult) -> dict[str, str]:
     """Parameter names as printed: a power law in C shows C_c and alpha_C rather than x_c and alpha."""
     if fit.law == "power_law" and fit.variables and fit.variables[0] != "x":
         v = fit.variables[0]
@@ -85,7 +90,7 @@ def display_names(fit: "FitResult") -> dict[str, str]:
     return {k: k for k in fit.params}
 
 
-def format_fit(fit: "FitResult", title: str | None = None) -> str:
+def format_fit(fit: FitResult, title: str | None = None) -> str:
     lines = [title or f"{fit.law}: {fit.formula}"]
     if title:
         lines.append(f"  {fit.formula}")
@@ -97,17 +102,21 @@ def format_fit(fit: "FitResult", title: str | None = None) -> str:
         flag = "" if fit.identifiable[k] else "   NOT IDENTIFIABLE"
         lines.append(f"  {names[k]:<{width}} = {_num(v):>10}   {pct}% [{_num(lo)}, {_num(hi)}]{flag}")
     s = fit.stats
-    lines.append(f"  {fit.n_points} points, {fit.n_groups} groups; rms log residual {s['rmse_log']:.4f} "
-                 f"(max {s['max_abs_log']:.4f}); intervals: {fit.interval_method}")
+    lines.append(
+        f"  {fit.n_points} points, {fit.n_groups} groups; rms log residual {s['rmse_log']:.4f} "
+        f"(max {s['max_abs_log']:.4f}); intervals: {fit.interval_method}"
+    )
     rule = fit.diagnostics.get("delta_rule", "")
-    lines.append(f"  Huber delta {s['huber_delta']:.4g}{f' ({rule})' if rule else ''}; objective {s['objective']:.6g} "
-                 "(sum of Huber losses of the log residuals / (delta^2 n))")
+    lines.append(
+        f"  Huber delta {s['huber_delta']:.4g}{f' ({rule})' if rule else ''}; objective {s['objective']:.6g} "
+        "(sum of Huber losses of the log residuals / (delta^2 n))"
+    )
     for w in fit.warnings:
         lines.append(f"  ! {w}")
     return "\n".join(lines)
 
 
-def exponent_statements(fit: "FitResult") -> list[dict[str, Any]]:
+def exponent_statements(fit: FitResult) -> list[dict[str, Any]]:
     """derived_statements for every exponent of a fit, with its interval."""
     out = []
     quantity = {"C": "compute", "N": "model size", "D": "data", "S": "training"}

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from cycler import cycler
@@ -86,8 +86,17 @@ RC = {
 
 UNITS = {"N": "parameters", "C": "FLOPs"}
 SYMBOLS = {"N": "model size N", "D": "training data D", "C": "training compute C"}
-_D_UNITS = (("token", "tokens"), ("frame", "frames"), ("hour", "hours"), ("example", "examples"),
-            ("sample", "samples"), ("utter", "utterances"), ("image", "images"), ("byte", "bytes"), ("word", "words"))
+_D_UNITS = (
+    ("token", "tokens"),
+    ("frame", "frames"),
+    ("hour", "hours"),
+    ("example", "examples"),
+    ("sample", "samples"),
+    ("utter", "utterances"),
+    ("image", "images"),
+    ("byte", "bytes"),
+    ("word", "words"),
+)
 
 
 def styled(fn: Callable) -> Callable:
@@ -101,8 +110,15 @@ def styled(fn: Callable) -> Callable:
     return wrapper
 
 
-def figure(ncols: int = 1, nrows: int = 1, *, width: float = SINGLE, height: float | None = None,
-           sharey: bool = False, sharex: bool = False) -> tuple[Figure, np.ndarray]:
+def figure(
+    ncols: int = 1,
+    nrows: int = 1,
+    *,
+    width: float = SINGLE,
+    height: float | None = None,
+    sharey: bool = False,
+    sharex: bool = False,
+) -> tuple[Figure, np.ndarray]:
     """A figure of ``width`` inches (``SINGLE`` or ``DOUBLE``) with constrained layout; axes as a flat array."""
     if height is None:
         height = width / ncols * 0.78 * nrows + 0.35
@@ -186,9 +202,15 @@ def _candidates(lo: float, hi: float) -> list[np.ndarray]:
     for step in (4, 3, 2, 1):  # every 10^step decades
         ticks = 10.0 ** np.arange(e0, e1 + 1, step, dtype=float)
         out.append(ticks)
-    for subs in ((1, 3), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 6, 8), tuple(np.arange(1, 10, 0.5)),
-                 tuple(np.arange(1, 10, 0.2))):
-        ticks = np.array([s * 10.0 ** e for e in range(e0, e1 + 1) for s in subs], dtype=float)
+    for subs in (
+        (1, 3),
+        (1, 2, 5),
+        (1, 2, 3, 5),
+        (1, 1.5, 2, 3, 4, 5, 6, 8),
+        tuple(np.arange(1, 10, 0.5)),
+        tuple(np.arange(1, 10, 0.2)),
+    ):
+        ticks = np.array([s * 10.0**e for e in range(e0, e1 + 1) for s in subs], dtype=float)
         out.append(np.unique(ticks))
     return out
 
@@ -243,7 +265,7 @@ def d_unit(column: str | None) -> str:
 
 
 def axis_label(role: str, column: str | None = None, unit: str | None = None) -> str:
-    """"model size N (parameters)", "training data D (frames)", "training compute C (FLOPs)", or for a
+    """ "model size N (parameters)", "training data D (frames)", "training compute C (FLOPs)", or for a
     loss column its name ("dev loss" for dev/loss and dev_loss, "val loss" for val_loss)."""
     if role == "loss":
         if column is None or column.lower() in ("dev/loss", "dev_loss"):
@@ -265,14 +287,24 @@ def loss_limits(ax, values: Sequence[float], pad: float = 0.06) -> None:
         ax.set_ylim(lo * math.exp(-pad * span - 0.01), hi * math.exp(pad * span + 0.01))
 
 
-def hline(ax, y: float, text: str, color: str = BASELINE, ls=(0, (4, 2)), where: str = "left",
-          below: bool = False) -> None:
+def hline(
+    ax, y: float, text: str, color: str = BASELINE, ls=(0, (4, 2)), where: str = "left", below: bool = False
+) -> None:
     """A horizontal reference line labelled on the plot itself (baselines, floors): the label above the line,
     or below it (``below``, for the lower of two close lines)."""
     ax.axhline(y, color=color, lw=0.9, ls=ls, zorder=1)
     x = 0.02 if where == "left" else 0.98
-    ax.annotate(text, xy=(x, y), xycoords=("axes fraction", "data"), xytext=(0, -1.5 if below else 1.5),
-                textcoords="offset points", ha=where, va="top" if below else "bottom", fontsize=6.5, color=color)
+    ax.annotate(
+        text,
+        xy=(x, y),
+        xycoords=("axes fraction", "data"),
+        xytext=(0, -1.5 if below else 1.5),
+        textcoords="offset points",
+        ha=where,
+        va="top" if below else "bottom",
+        fontsize=6.5,
+        color=color,
+    )
 
 
 _BASELINE_STYLES = [(0, (4, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2))]
@@ -297,11 +329,36 @@ def baseline_handles(baselines, color: str = BASELINE) -> list:
     """Legend entries for :func:`baseline_lines`: "copy last frame: 0.342"."""
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], color=color, lw=0.9, ls=_BASELINE_STYLES[i % len(_BASELINE_STYLES)], label=f"{k}: {v:.3g}")
-            for i, (k, v) in enumerate(_baseline_items(baselines))]
+    return [
+        Line2D([], [], color=color, lw=0.9, ls=_BASELINE_STYLES[i % len(_BASELINE_STYLES)], label=f"{k}: {v:.3g}")
+        for i, (k, v) in enumerate(_baseline_items(baselines))
+    ]
 
 
-__all__ = ["SINGLE", "DOUBLE", "OKABE_ITO", "PALETTE", "FIT", "DATA", "ENVELOPE", "BASELINE", "MARKERS", "RC",
-           "styled", "figure", "save", "categorical", "sequential", "truncated_cmap", "si", "plain", "log_axis",
-           "d_unit", "axis_label", "loss_limits", "hline", "baseline_lines",
-           "baseline_handles"]
+__all__ = [
+    "SINGLE",
+    "DOUBLE",
+    "OKABE_ITO",
+    "PALETTE",
+    "FIT",
+    "DATA",
+    "ENVELOPE",
+    "BASELINE",
+    "MARKERS",
+    "RC",
+    "styled",
+    "figure",
+    "save",
+    "categorical",
+    "sequential",
+    "truncated_cmap",
+    "si",
+    "plain",
+    "log_axis",
+    "d_unit",
+    "axis_label",
+    "loss_limits",
+    "hline",
+    "baseline_lines",
+    "baseline_handles",
+]

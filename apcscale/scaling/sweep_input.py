@@ -41,9 +41,14 @@ COLUMNS = {"N": "N", "D": "D", "C": "flops", "loss": "dev_loss", "group": "run_i
 FINISHED = ("finished",)
 STOPPED = ("stopped", "pruned")
 EXACT = ("converged", "at budget")  # the kinds of apcscale.sweep.points whose loss is a measured converged loss
-WHY = {"stopped": "stopped before their minimum (only an upper bound)",
-       "pruned": "stopped before their minimum (only an upper bound)",
-       "failed": "failed", "incomplete": "interrupted", "interrupted": "interrupted", "not run": "not run"}
+WHY = {
+    "stopped": "stopped before their minimum (only an upper bound)",
+    "pruned": "stopped before their minimum (only an upper bound)",
+    "failed": "failed",
+    "incomplete": "interrupted",
+    "interrupted": "interrupted",
+    "not run": "not run",
+}
 
 
 @dataclass
@@ -94,8 +99,10 @@ def read_sweep(path: str | Path, *, passes: float | None = None) -> SweepTable:
     p = Path(path)
     points_path = find_points(p)
     if points_path is None:
-        raise FitError(f"{p}: a directory without results/points.csv; if it is a sweep, write its tables first "
-                       f"(python -m apcscale.recipes.sweep --report {p})")
+        raise FitError(
+            f"{p}: a directory without results/points.csv; if it is a sweep, write its tables first "
+            f"(python -m apcscale.recipes.sweep --report {p})"
+        )
     df = read_table(points_path)
     if not is_sweep_table(df):
         missing = [c for c in SWEEP_COLUMNS if c not in df.columns]
@@ -114,8 +121,11 @@ def read_sweep(path: str | Path, *, passes: float | None = None) -> SweepTable:
         failed_nan &= df["run_id"].map(status).eq("failed").to_numpy()
     if failed_nan.any():
         ids = sorted(set(df.loc[failed_nan, "run_id"].astype(str)))
-        notes.append(f"dropped {int(failed_nan.sum())} non-finite dev losses of {len(ids)} failed run(s): "
-                     + ", ".join(ids[:6]) + (" ..." if len(ids) > 6 else ""))
+        notes.append(
+            f"dropped {int(failed_nan.sum())} non-finite dev losses of {len(ids)} failed run(s): "
+            + ", ".join(ids[:6])
+            + (" ..." if len(ids) > 6 else "")
+        )
         df = df.loc[~failed_nan]
 
     exclude: dict[str, str] = {}
@@ -138,19 +148,28 @@ def read_sweep(path: str | Path, *, passes: float | None = None) -> SweepTable:
     rep_all = _passes_at_best(df, exclude)
     for arch, g in fpf.groupby("arch"):
         rep = passes if passes is not None else rep_all.get(arch, (1.0,))[0]
-        costs[str(arch)] = TrainingCost(passes=float(rep), sizes=tuple(g["N"].astype(float)),
-                                        flops_per_frame=tuple(g["flops_per_frame"].astype(float)),
-                                        source="of the sweep" if passes is None else "of the sweep (passes given)")
+        costs[str(arch)] = TrainingCost(
+            passes=float(rep),
+            sizes=tuple(g["N"].astype(float)),
+            flops_per_frame=tuple(g["flops_per_frame"].astype(float)),
+            source="of the sweep" if passes is None else "of the sweep (passes given)",
+        )
     if passes is None and rep_all:
         parts = []
         for a, (med, lo, hi) in sorted(rep_all.items()):
             spread = f" (its runs: {lo:.3g} to {hi:.3g})" if hi > 2 * lo else ""
             parts.append(f"{a} {med:.3g} passes{spread}")
-        notes.append("compute-optimal tables assume the sweep's data repetition, the median over the fitted runs of "
-                     "the passes over their data at their best evaluation: " + ", ".join(parts)
-                     + ("; runs that see their data a very different number of times make any single value a rough "
-                        "guide" if any(hi > 2 * lo for _, lo, hi in rep_all.values()) else "")
-                     + "; --passes to set it")
+        notes.append(
+            "compute-optimal tables assume the sweep's data repetition, the median over the fitted runs of "
+            "the passes over their data at their best evaluation: "
+            + ", ".join(parts)
+            + (
+                "; runs that see their data a very different number of times make any single value a rough guide"
+                if any(hi > 2 * lo for _, lo, hi in rep_all.values())
+                else ""
+            )
+            + "; --passes to set it"
+        )
 
     baselines: dict[str, float] = {}
     if "copy_baseline" in df.columns:
@@ -158,8 +177,17 @@ def read_sweep(path: str | Path, *, passes: float | None = None) -> SweepTable:
         cb = cb[np.isfinite(cb) & (cb > 0)]
         if len(cb):
             baselines["copy last frame"] = float(cb.median())
-    return SweepTable(points=df, columns=dict(COLUMNS), by="arch", costs=costs, exclude_runs=exclude,
-                      baselines=baselines, notes=notes, name=(plan or {}).get("name"), source=str(points_path))
+    return SweepTable(
+        points=df,
+        columns=dict(COLUMNS),
+        by="arch",
+        costs=costs,
+        exclude_runs=exclude,
+        baselines=baselines,
+        notes=notes,
+        name=(plan or {}).get("name"),
+        source=str(points_path),
+    )
 
 
 def _settled(df: pd.DataFrame, runs: pd.DataFrame | None) -> dict[str, bool]:
@@ -169,7 +197,9 @@ def _settled(df: pd.DataFrame, runs: pd.DataFrame | None) -> dict[str, bool]:
         return {str(r): bool(v) for r, v in zip(runs["run_id"], runs["min_settled"])}
     out = {}
     for run_id, g in df.groupby("run_id", sort=False):
-        loss = pd.to_numeric(g.sort_values("frames" if "frames" in g else "flops")["dev_loss"], errors="coerce").to_numpy()
+        loss = pd.to_numeric(
+            g.sort_values("frames" if "frames" in g else "flops")["dev_loss"], errors="coerce"
+        ).to_numpy()
         finite = np.isfinite(loss)
         out[str(run_id)] = bool(finite.any() and np.nanargmin(np.where(finite, loss, np.inf)) < len(loss) - 1)
     return out
@@ -184,12 +214,16 @@ def _flops_per_frame(df: pd.DataFrame, runs: pd.DataFrame | None, plan: dict | N
                 rows.append({"arch": r["arch"], "N": float(r["N"]), "flops_per_frame": float(r["flops_per_frame"])})
     if not rows and runs is not None and {"planned_flops", "planned_frames", "arch", "N"} <= set(runs.columns):
         ok = runs["planned_frames"] > 0
-        rows = [{"arch": a, "N": float(n), "flops_per_frame": float(f / fr)}
-                for a, n, f, fr in runs.loc[ok, ["arch", "N", "planned_flops", "planned_frames"]].itertuples(index=False)]
+        rows = [
+            {"arch": a, "N": float(n), "flops_per_frame": float(f / fr)}
+            for a, n, f, fr in runs.loc[ok, ["arch", "N", "planned_flops", "planned_frames"]].itertuples(index=False)
+        ]
     if not rows and "frames" in df.columns:
         ok = (df["frames"] > 0) & (df["flops"] > 0)
-        rows = [{"arch": a, "N": float(n), "flops_per_frame": float(f / fr)}
-                for a, n, f, fr in df.loc[ok, ["arch", "N", "flops", "frames"]].itertuples(index=False)]
+        rows = [
+            {"arch": a, "N": float(n), "flops_per_frame": float(f / fr)}
+            for a, n, f, fr in df.loc[ok, ["arch", "N", "flops", "frames"]].itertuples(index=False)
+        ]
     out = pd.DataFrame(rows, columns=["arch", "N", "flops_per_frame"])
     return out.groupby(["arch", "N"], as_index=False)["flops_per_frame"].median()
 
@@ -208,8 +242,11 @@ def _passes_at_best(df: pd.DataFrame, exclude: dict[str, str]) -> dict[str, tupl
         best = g.loc[g["dev_loss"].idxmin()]
         if best["frames"] > 0 and best["D"] > 0:
             out.setdefault(str(best["arch"]), []).append(float(best["frames"] / best["D"]))
-    return {a: (float(np.median(v)), float(min(v)), float(max(v))) for a, v in out.items()
-            if v and math.isfinite(np.median(v))}
+    return {
+        a: (float(np.median(v)), float(min(v)), float(max(v)))
+        for a, v in out.items()
+        if v and math.isfinite(np.median(v))
+    }
 
 
 __all__ = ["SweepTable", "read_sweep", "is_sweep_table", "find_points", "SWEEP_COLUMNS"]

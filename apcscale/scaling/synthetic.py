@@ -15,8 +15,16 @@ def droppo_loss(N, D, p=TRUTH):
     return p["L_inf"] + ((p["N_c"] / N) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / D) ** p["alpha_D"]
 
 
-def joint_grid(n_N: int = 12, n_D: int = 12, *, N_range=(1e5, 1e7), D_range=(1e6, 1e8), noise: float = 0.01,
-               seed: int = 0, truth=TRUTH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def joint_grid(
+    n_N: int = 12,
+    n_D: int = 12,
+    *,
+    N_range=(1e5, 1e7),
+    D_range=(1e6, 1e8),
+    noise: float = 0.01,
+    seed: int = 0,
+    truth=TRUTH,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Final losses of an n_N x n_D grid of runs, log-spaced, with multiplicative log-normal noise."""
     rng = np.random.default_rng(seed)
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(*N_range, n_N), np.geomspace(*D_range, n_D)))
@@ -24,8 +32,18 @@ def joint_grid(n_N: int = 12, n_D: int = 12, *, N_range=(1e5, 1e7), D_range=(1e6
     return N, D, y
 
 
-def synthetic_sweep(n_N: int = 6, n_D: int = 5, *, evals: int = 25, noise: float = 0.005, seed: int = 0,
-                    N_range=(1e5, 1e7), D_range=(1e6, 1e8), truth=TRUTH, flops_per_param_frame: float = 6.0) -> pd.DataFrame:
+def synthetic_sweep(
+    n_N: int = 6,
+    n_D: int = 5,
+    *,
+    evals: int = 25,
+    noise: float = 0.005,
+    seed: int = 0,
+    N_range=(1e5, 1e7),
+    D_range=(1e6, 1e8),
+    truth=TRUTH,
+    flops_per_param_frame: float = 6.0,
+) -> pd.DataFrame:
     """A sweep table: one row per evaluation of every (N, D) run (one pass over D frames).
 
     The loss after s frames of a run is the joint law at (N, s) (Kaplan's L(N, S)
@@ -40,8 +58,16 @@ def synthetic_sweep(n_N: int = 6, n_D: int = 5, *, evals: int = 25, noise: float
             L = droppo_loss(N, s, truth) * np.exp(noise * rng.standard_normal(evals))
             run = f"N{N:.3g}_D{D:.3g}"
             for si, li in zip(s, L):
-                rows.append({"run": run, "n_params": N, "train_frames": D, "frames": si,
-                             "flops": flops_per_param_frame * N * si, "dev/loss": li})
+                rows.append(
+                    {
+                        "run": run,
+                        "n_params": N,
+                        "train_frames": D,
+                        "frames": si,
+                        "flops": flops_per_param_frame * N * si,
+                        "dev/loss": li,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -49,8 +75,15 @@ def synthetic_sweep(n_N: int = 6, n_D: int = 5, *, evals: int = 25, noise: float
 EPOCH_HOFFMANN = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 
 
-def hoffmann_runs(n: int = 240, *, noise: float = 0.0, seed: int = 0, truth=EPOCH_HOFFMANN,
-                  N_range=(7e7, 1.6e10), tokens_per_param=(1.0, 100.0)) -> pd.DataFrame:
+def hoffmann_runs(
+    n: int = 240,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    truth=EPOCH_HOFFMANN,
+    N_range=(7e7, 1.6e10),
+    tokens_per_param=(1.0, 100.0),
+) -> pd.DataFrame:
     """A table shaped like Chinchilla's: ``n`` runs with N log-uniform in ``N_range`` and D/N log-uniform in
     ``tokens_per_param``, final losses from Hoffmann's law with ``truth`` and multiplicative log-normal noise.
     Columns N, D, loss."""

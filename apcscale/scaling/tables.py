@@ -20,8 +20,8 @@ not the training-set size, and is not taken for D.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -30,12 +30,44 @@ from .validate import FitError, show_value
 
 ROLES = ("N", "D", "C", "loss", "group")
 CANDIDATES: dict[str, tuple[str, ...]] = {
-    "N": ("n", "n_params", "params", "num_params", "nparams", "parameters", "model_params", "context_params",
-          "model/params", "model_size"),
-    "D": ("d", "data", "data_size", "train_frames", "data_frames", "dataset_frames", "train_size", "tokens",
-          "train_tokens", "dataset_size", "train_hours", "hours"),
+    "N": (
+        "n",
+        "n_params",
+        "params",
+        "num_params",
+        "nparams",
+        "parameters",
+        "model_params",
+        "context_params",
+        "model/params",
+        "model_size",
+    ),
+    "D": (
+        "d",
+        "data",
+        "data_size",
+        "train_frames",
+        "data_frames",
+        "dataset_frames",
+        "train_size",
+        "tokens",
+        "train_tokens",
+        "dataset_size",
+        "train_hours",
+        "hours",
+    ),
     "C": ("c", "flops", "compute", "train_flops", "total_flops"),
-    "loss": ("loss", "dev/loss", "dev_loss", "val_loss", "valid_loss", "validation_loss", "eval_loss", "test_loss", "l"),
+    "loss": (
+        "loss",
+        "dev/loss",
+        "dev_loss",
+        "val_loss",
+        "valid_loss",
+        "validation_loss",
+        "eval_loss",
+        "test_loss",
+        "l",
+    ),
     "group": ("run", "run_id", "trial", "trial_id", "group", "name", "run_name"),
 }
 
@@ -72,7 +104,9 @@ def resolve_columns(df: pd.DataFrame, columns: Mapping[str, str | None] | None =
             continue  # explicitly not used
         if given:
             if given not in df.columns:
-                raise FitError(f"--{role.lower()} {given!r}: no such column (columns: {', '.join(map(str, df.columns))})")
+                raise FitError(
+                    f"--{role.lower()} {given!r}: no such column (columns: {', '.join(map(str, df.columns))})"
+                )
             out[role] = given
             continue
         for cand in CANDIDATES[role]:
@@ -82,8 +116,10 @@ def resolve_columns(df: pd.DataFrame, columns: Mapping[str, str | None] | None =
     if "loss" not in out:
         raise FitError("no loss column: name it with --loss (columns: " + ", ".join(map(str, df.columns)) + ")")
     if not any(r in out for r in ("N", "D", "C")):
-        raise FitError("no covariate column: need at least one of N (--n), D (--d) or C (--c); columns: "
-                       + ", ".join(map(str, df.columns)))
+        raise FitError(
+            "no covariate column: need at least one of N (--n), D (--d) or C (--c); columns: "
+            + ", ".join(map(str, df.columns))
+        )
     return out
 
 
@@ -101,8 +137,10 @@ def check_table(df: pd.DataFrame, cols: Mapping[str, str], drop_bad: bool = Fals
         start = c == 0
         if start.any():
             bad_any |= start
-            warns.append(f"dropped {int(start.sum())} evaluation(s) at zero compute ({cols['C']} = 0: the start of "
-                         "each run, before any training; no point on a log axis)")
+            warns.append(
+                f"dropped {int(start.sum())} evaluation(s) at zero compute ({cols['C']} = 0: the start of "
+                "each run, before any training; no point on a log axis)"
+            )
     for role in ("loss", "N", "D", "C"):
         if role not in cols:
             continue
@@ -111,13 +149,17 @@ def check_table(df: pd.DataFrame, cols: Mapping[str, str], drop_bad: bool = Fals
         bad = (~np.isfinite(vals) | ~(vals > 0)) & ~bad_any
         if bad.any():
             rows = list(df.index[bad])
-            shown = ", ".join(f"{r} ({show_value(df[name].iloc[i])})" for r, i in zip(rows[:8], np.flatnonzero(bad)[:8]))
+            shown = ", ".join(
+                f"{r} ({show_value(df[name].iloc[i])})" for r, i in zip(rows[:8], np.flatnonzero(bad)[:8])
+            )
             more = f" and {len(rows) - 8} more" if len(rows) > 8 else ""
             messages.append(f"column {name!r} ({role}): {len(rows)} row(s) not a finite number > 0: rows {shown}{more}")
             bad_any |= bad
     if messages:
         if not drop_bad:
-            raise FitError("; ".join(messages) + ". Fix the table or pass --drop-bad (drop_bad=True) to drop these rows.")
+            raise FitError(
+                "; ".join(messages) + ". Fix the table or pass --drop-bad (drop_bad=True) to drop these rows."
+            )
         warns.extend(m + ": dropped" for m in messages)
     out = df.loc[~bad_any].copy()
     for role in ("loss", "N", "D", "C"):
@@ -143,9 +185,11 @@ def duplicate_warning(df: pd.DataFrame, cols: Mapping[str, str]) -> str | None:
     key = {tuple(r): i for i, r in zip(first.index, first[used].itertuples(index=False))}
     pairs = [f"{i} (= row {key[tuple(r)]})" for i, r in zip(df.index[dup], df.loc[dup, used].itertuples(index=False))]
     shown = ", ".join(pairs[:6]) + (f" and {len(pairs) - 6} more" if len(pairs) > 6 else "")
-    return (f"{len(pairs)} row(s) repeat an earlier row exactly in {', '.join(used)}: rows {shown}. With no run "
-            "column each counts as an independent run, which narrows the intervals: name the run column (--group) "
-            "if they are evaluations of one run, or drop the copies")
+    return (
+        f"{len(pairs)} row(s) repeat an earlier row exactly in {', '.join(used)}: rows {shown}. With no run "
+        "column each counts as an independent run, which narrows the intervals: name the run column (--group) "
+        "if they are evaluations of one run, or drop the copies"
+    )
 
 
 def per_run(df: pd.DataFrame, cols: Mapping[str, str], reduce: str = "min") -> pd.DataFrame:
@@ -165,11 +209,21 @@ def per_run(df: pd.DataFrame, cols: Mapping[str, str], reduce: str = "min") -> p
 
 
 BINS_PER_DECADE = 10
-MIN_OTHER = 3  # a bin stands for "the best loss at this value" only with runs at this many values of the other covariate
+MIN_OTHER = (
+    3  # a bin stands for "the best loss at this value" only with runs at this many values of the other covariate
+)
 
 
-def best_per_value(df: pd.DataFrame, by: str, loss: str, other: str | None = None, *, role: str | None = None,
-                   other_role: str | None = None, bins_per_decade: int = BINS_PER_DECADE) -> tuple[pd.DataFrame, str]:
+def best_per_value(
+    df: pd.DataFrame,
+    by: str,
+    loss: str,
+    other: str | None = None,
+    *,
+    role: str | None = None,
+    other_role: str | None = None,
+    bins_per_decade: int = BINS_PER_DECADE,
+) -> tuple[pd.DataFrame, str]:
     """For each value of ``by``: the row with the lowest loss (e.g. L(D): the best model size per data size,
     as Hestness et al.). Returns (rows, how they were chosen).
 
@@ -197,10 +251,14 @@ def best_per_value(df: pd.DataFrame, by: str, loss: str, other: str | None = Non
             keep.append(rows[loss].idxmin())
     need = 5
     if len(keep) < need:
-        raise FitError(f"{role} is continuous ({n_distinct} distinct values in {len(df)} rows), so 'the best loss at "
-                       f"each {role}' would be every point, whatever its {other_role}; binned into 1/{bins_per_decade}-"
-                       f"decade bins, {len(keep)} bin(s) hold runs at {MIN_OTHER} or more values of {other_role} "
-                       f"(need {need}): L({role}) not fitted")
-    how = (f"the best loss in each 1/{bins_per_decade}-decade bin of {role} holding runs at {MIN_OTHER}+ values of "
-           f"{other_role} ({len(keep)} bins; {role} is continuous: {n_distinct} distinct values in {len(df)} rows)")
+        raise FitError(
+            f"{role} is continuous ({n_distinct} distinct values in {len(df)} rows), so 'the best loss at "
+            f"each {role}' would be every point, whatever its {other_role}; binned into 1/{bins_per_decade}-"
+            f"decade bins, {len(keep)} bin(s) hold runs at {MIN_OTHER} or more values of {other_role} "
+            f"(need {need}): L({role}) not fitted"
+        )
+    how = (
+        f"the best loss in each 1/{bins_per_decade}-decade bin of {role} holding runs at {MIN_OTHER}+ values of "
+        f"{other_role} ({len(keep)} bins; {role} is continuous: {n_distinct} distinct values in {len(df)} rows)"
+    )
     return df.loc[sorted(keep, key=lambda i: df.at[i, by])], how

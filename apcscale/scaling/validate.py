@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -82,7 +83,9 @@ def check_columns(
             msg = f"{name}: {rows.size} {what} value{'s' if rows.size > 1 else ''} at row{'s' if rows.size > 1 else ''} {listed}"
             if on_bad == "raise":
                 hint = " (losses and covariates must be finite and > 0)" if what != "NaN" else ""
-                raise FitError(msg + hint + "; fix or drop these rows (on_bad='drop', or --drop-bad on the command line)")
+                raise FitError(
+                    msg + hint + "; fix or drop these rows (on_bad='drop', or --drop-bad on the command line)"
+                )
             warnings.append(msg + ": dropped")
             mask &= ~bad
     kept = int(mask.sum())
@@ -96,6 +99,9 @@ def check_columns(
         v = values[mask]
         if np.all(v == v[0]):
             what = "the loss" if name == loss else f"column {name}"
-            raise FitError(f"{what} is constant ({v[0]:g} in all {kept} rows): nothing to fit" if name == loss else
-                           f"{what} is constant ({v[0]:g} in all {kept} rows): its exponent cannot be fitted")
+            raise FitError(
+                f"{what} is constant ({v[0]:g} in all {kept} rows): nothing to fit"
+                if name == loss
+                else f"{what} is constant ({v[0]:g} in all {kept} rows): its exponent cannot be fitted"
+            )
     return mask, warnings

@@ -23,5 +23,14 @@ from apcscale.sweep.planner import build_plan
 from apcscale.sweep.policy import Decision, Envelope, FrontierPolicy, PolicyConfig
 from apcscale.sweep.recipe import SweepRecipe, load_sweep_recipe
 
-__all__ = ["SweepRecipe", "load_sweep_recipe", "Plan", "PlannedRun", "build_plan", "FrontierPolicy", "PolicyConfig",
-           "Decision", "Envelope"]
+__all__ = [
+    "SweepRecipe",
+    "load_sweep_recipe",
+    "Plan",
+    "PlannedRun",
+    "build_plan",
+    "FrontierPolicy",
+    "PolicyConfig",
+    "Decision",
+    "Envelope",
+]

@@ -53,7 +53,9 @@ def _unidentified(fit) -> list[str]:
     return [k for k, ok in (fit.identifiable or {}).items() if not ok]
 
 
-def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9) -> tuple[list[dict[str, Any]], list[str]]:
+def answer_table(
+    fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The rows (compute x data, inside the study and up to 10x beyond) and notes."""
     notes: list[str] = []
     sizes = dict(zip(runs["run_id"], runs["N"].astype(float)))
@@ -66,8 +68,10 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
             notes.append(f"{arch}: no compute frontier fitted ({fr.get('error', 'too few runs')})")
             continue
         if "fit" not in jf:
-            notes.append(f"{arch}: no L(N, D) fitted ({jf.get('error', 'too few points')}); its rows come from the "
-                         "frontier alone, on this corpus only: where the corpus would limit the loss is not measured")
+            notes.append(
+                f"{arch}: no L(N, D) fitted ({jf.get('error', 'too few points')}); its rows come from the "
+                "frontier alone, on this corpus only: where the corpus would limit the loss is not measured"
+            )
             jf = {}
         line = n_opt_line(fr, sizes)
         if line is None:
@@ -75,7 +79,9 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
             continue
         archs.append((arch, fr, jf, line))
     if not archs:
-        return [], notes + ["no architecture has a compute frontier with two model sizes on it: the study cannot answer"]
+        return [], notes + [
+            "no architecture has a compute frontier with two model sizes on it: the study cannot answer"
+        ]
     lows = [fr["fit"].diagnostics.get("fit_range", (math.inf, 0))[0] for _, fr, _, _ in archs]
     highs = [fr["fit"].diagnostics.get("fit_range", (0, 0))[1] for _, fr, _, _ in archs]
     # the smallest budget where every frontier compared is fitted (when their ranges overlap)
@@ -123,13 +129,32 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
                     beyond.append(f"D {D / d_max:.3g}x the corpus")
                 if jfit is None and C > f_range[1] * 1.0001:
                     beyond.append("the corpus may limit the loss there (no L(N, D) to say)")
-                shaky = [f"{arch} L(N, D) {p}" for p in _unidentified(jfit)] if binds == "data" else \
-                        [f"{arch} L(C) {p}" for p in _unidentified(ffit)]
-                frames = C / float(np.interp(math.log10(n_opt), np.log10(fpf.index.to_numpy(float)),
-                                             fpf.to_numpy(float))) if len(fpf) else math.nan
-                row = {"C": C, "D": D, "hours": D / FRAMES_PER_HOUR, "arch": arch, "N": n_opt, "loss": loss,
-                       "lo": lo, "hi": hi, "binds": binds, "inside": not beyond, "beyond": beyond,
-                       "unidentified": shaky, "frames": frames, "epochs": frames / D if D > 0 else math.nan}
+                shaky = (
+                    [f"{arch} L(N, D) {p}" for p in _unidentified(jfit)]
+                    if binds == "data"
+                    else [f"{arch} L(C) {p}" for p in _unidentified(ffit)]
+                )
+                frames = (
+                    C / float(np.interp(math.log10(n_opt), np.log10(fpf.index.to_numpy(float)), fpf.to_numpy(float)))
+                    if len(fpf)
+                    else math.nan
+                )
+                row = {
+                    "C": C,
+                    "D": D,
+                    "hours": D / FRAMES_PER_HOUR,
+                    "arch": arch,
+                    "N": n_opt,
+                    "loss": loss,
+                    "lo": lo,
+                    "hi": hi,
+                    "binds": binds,
+                    "inside": not beyond,
+                    "beyond": beyond,
+                    "unidentified": shaky,
+                    "frames": frames,
+                    "epochs": frames / D if D > 0 else math.nan,
+                }
                 cands.append(row)
             if not cands:
                 continue
@@ -137,7 +162,13 @@ def answer_table(fits: dict[str, Any], runs: pd.DataFrame, *, level: float = 0.9
             best = cands[0]
             if len(cands) > 1:
                 ru = cands[1]
-                best["runner_up"] = {"arch": ru["arch"], "N": ru["N"], "loss": ru["loss"], "lo": ru["lo"], "hi": ru["hi"]}
+                best["runner_up"] = {
+                    "arch": ru["arch"],
+                    "N": ru["N"],
+                    "loss": ru["loss"],
+                    "lo": ru["lo"],
+                    "hi": ru["hi"],
+                }
                 best["decided"] = bool(best["hi"] < ru["lo"])
             rows.append(best)
     if d_max / d_min < 10:
@@ -155,8 +186,11 @@ def crossover(fits: dict[str, Any], runs: pd.DataFrame, a: str = "lstm", b: str 
     grid = np.geomspace(float(runs["N"].min()) / 10, float(runs["N"].max()) * 100, 400)
     diff = np.log(fa.predict(grid, np.full_like(grid, d_max))) - np.log(fb.predict(grid, np.full_like(grid, d_max)))
     cross = np.flatnonzero(np.sign(diff[:-1]) != np.sign(diff[1:]))
-    out: dict[str, Any] = {"D": d_max, "unidentified": shaky,
-                           "trained_N": [float(runs["N"].min()), float(runs["N"].max())]}
+    out: dict[str, Any] = {
+        "D": d_max,
+        "unidentified": shaky,
+        "trained_N": [float(runs["N"].min()), float(runs["N"].max())],
+    }
     if cross.size == 0:
         out["N"] = None
         out["better"] = a if diff[-1] < 0 else b
@@ -164,8 +198,12 @@ def crossover(fits: dict[str, Any], runs: pd.DataFrame, a: str = "lstm", b: str 
     i = int(cross[0])
     t = diff[i] / (diff[i] - diff[i + 1])
     n = float(np.exp(np.log(grid[i]) + t * (np.log(grid[i + 1]) - np.log(grid[i]))))
-    out.update(N=n, below=a if diff[i] < 0 else b, above=b if diff[i] < 0 else a,
-               inside=bool(float(runs["N"].min()) <= n <= float(runs["N"].max())))
+    out.update(
+        N=n,
+        below=a if diff[i] < 0 else b,
+        above=b if diff[i] < 0 else a,
+        inside=bool(float(runs["N"].min()) <= n <= float(runs["N"].max())),
+    )
     return out
 
 

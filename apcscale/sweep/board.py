@@ -78,7 +78,9 @@ class SweepBoard:
         run_id = self.trial_to_run.get(trial_id) or result.get("run_id")
         if run_id in self.runs:
             st = self.runs[run_id]
-            st.last = {k: v for k, v in result.items() if isinstance(v, (int, float, str)) and not k.startswith("config/")}
+            st.last = {
+                k: v for k, v in result.items() if isinstance(v, (int, float, str)) and not k.startswith("config/")
+            }
             if st.status in ("planned", "queued", "backlog"):
                 st.status = "running"
 

@@ -12,10 +12,10 @@ import math
 from apcscale.sweep.plan import Plan, PlannedRun, _si
 from apcscale.utils.schema import RecipeError
 
-
 # ----------------------------------------------------------------------------------------------
 # selection under the budget
 # ----------------------------------------------------------------------------------------------
+
 
 def _decades(values: list[float]) -> float:
     return math.log10(max(values) / min(values)) if len(values) >= 2 and min(values) > 0 else 0.0
@@ -44,7 +44,9 @@ class _Selection:
 
     def coverage(self, state) -> float:
         sizes, subsets, _ = state
-        n_span = min(_decades([next(r.N for r in self.runs if r.label == lab) for lab in labs]) for labs in sizes.values())
+        n_span = min(
+            _decades([next(r.N for r in self.runs if r.label == lab) for lab in labs]) for labs in sizes.values()
+        )
         d_span = _decades([next(r.D for r in self.runs if r.subset == s) for s in subsets])
         return round(min(n_span, 2.0) + min(d_span, 2.0), 6)
 
@@ -57,7 +59,7 @@ class _Selection:
         def variants(ladder: tuple, full: list):
             found = []
             if len(ladder) > 2:
-                found += [ladder[:i] + ladder[i + 1:] for i in range(len(ladder))]
+                found += [ladder[:i] + ladder[i + 1 :] for i in range(len(ladder))]
             elif len(ladder) == 2:
                 # shrink: replace the top rung by the next smaller rung not in use
                 lower = [x for x in full if full.index(x) < full.index(ladder[1]) and x not in ladder]
@@ -118,6 +120,7 @@ def select_runs(runs: list[PlannedRun], budget) -> tuple[list[PlannedRun], list[
         if not cands:
             state = minimal
             break
+
         def key(c):
             # coverage first; at equal coverage a plan that fits (the one keeping most runs), else the
             # cheapest (the reduction that saves most)
@@ -137,10 +140,11 @@ def select_runs(runs: list[PlannedRun], budget) -> tuple[list[PlannedRun], list[
         backlog_ids += [i for i in group if i not in chosen_ids and i not in backlog_ids]
     backlog_ids += [r.run_id for r in runs if r.run_id not in chosen_ids and r.run_id not in backlog_ids]
     by_id = {r.run_id: r for r in runs}
-    notes = [f"the full grid ({len(runs)} runs) needs {_budget_text(Plan.totals(runs), budget)}; "
-             f"{len(chosen)} runs fit, {len(backlog_ids)} wait in the backlog for compute that pruning saves"]
+    notes = [
+        f"the full grid ({len(runs)} runs) needs {_budget_text(Plan.totals(runs), budget)}; "
+        f"{len(chosen)} runs fit, {len(backlog_ids)} wait in the backlog for compute that pruning saves"
+    ]
     return chosen, [by_id[i] for i in backlog_ids], notes
-
 
 
 __all__ = ["select_runs"]

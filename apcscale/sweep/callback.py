@@ -22,8 +22,9 @@ METRIC = "dev_loss"
 TIME_ATTR = "flops"
 
 
-def extrapolate_to_end(compute: list[float], losses: list[float], planned: float, level: float,
-                       min_points: int) -> dict[str, float]:
+def extrapolate_to_end(
+    compute: list[float], losses: list[float], planned: float, level: float, min_points: int
+) -> dict[str, float]:
     """The run's best-so-far curve extrapolated to its planned compute (NaNs when it cannot be)."""
     out = {"pred_final": math.nan, "pred_final_lo": math.nan, "pred_final_hi": math.nan}
     c = np.asarray(compute, float)
@@ -54,8 +55,14 @@ class TuneReportCallback(L.Callback):
     planned_flops: the run's planned training compute (for the fraction and the extrapolation).
     """
 
-    def __init__(self, extra: dict[str, Any] | None = None, planned_flops: float = math.nan,
-                 level: float = 0.8, min_points: int = 6, report=None):
+    def __init__(
+        self,
+        extra: dict[str, Any] | None = None,
+        planned_flops: float = math.nan,
+        level: float = 0.8,
+        min_points: int = 6,
+        report=None,
+    ):
         self.extra = dict(extra or {})
         self.planned = float(planned_flops)
         self.level = level

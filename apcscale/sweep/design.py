@@ -23,9 +23,10 @@ the same data chooses the same grid on a busy or an idle machine.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from apcscale.utils.schema import RecipeError, check
 
@@ -122,7 +123,7 @@ def study_name(data, recipe_path: str | Path | None) -> str:
 
         root = resolve_audio(data.audio)
     stem = Path(recipe_path).stem if recipe_path else "study"
-    stem = stem[len("sweep_"):] if stem.startswith("sweep_") else stem
+    stem = stem[len("sweep_") :] if stem.startswith("sweep_") else stem
     return f"{corpus_name(root)}-{stem}"
 
 
@@ -130,15 +131,22 @@ def choose_subsets(subsets: dict[str, dict[str, Any]], cfg: DesignConfig, step: 
     """The nested subsets a study trains on (smallest first) and why; `subsets` sorted small to large."""
     names = list(subsets)
     d_max = float(subsets[names[-1]]["frames"])
-    floor = d_max / 10 ** cfg.decades_D
-    usable = [n for n in names if int(subsets[n]["frames"]) >= cfg.min_subset_frames
-              and int(subsets[n].get("utterances") or 0) >= cfg.min_subset_utterances]
+    floor = d_max / 10**cfg.decades_D
+    usable = [
+        n
+        for n in names
+        if int(subsets[n]["frames"]) >= cfg.min_subset_frames
+        and int(subsets[n].get("utterances") or 0) >= cfg.min_subset_utterances
+    ]
     notes = []
     too_small = [n for n in names if n not in usable]
     if not usable:
-        raise RecipeError("grid.subsets", f"no subset of the corpus has {cfg.min_subset_frames} frames and "
-                                          f"{cfg.min_subset_utterances} utterances (the largest, {names[-1]}, has "
-                                          f"{int(subsets[names[-1]]['frames'])} frames): the corpus is too small")
+        raise RecipeError(
+            "grid.subsets",
+            f"no subset of the corpus has {cfg.min_subset_frames} frames and "
+            f"{cfg.min_subset_utterances} utterances (the largest, {names[-1]}, has "
+            f"{int(subsets[names[-1]]['frames'])} frames): the corpus is too small",
+        )
     chosen: list[str] = []
     ladder = usable[::-1][::step]  # from the largest down, every step-th
 
@@ -152,17 +160,23 @@ def choose_subsets(subsets: dict[str, dict[str, Any]], cfg: DesignConfig, step: 
     chosen = chosen[::-1]
     span = math.log10(d_max / float(subsets[chosen[0]]["frames"])) if len(chosen) > 1 else 0.0
     if too_small:
-        notes.append(f"subsets {too_small[0]}..{too_small[-1]} left out: fewer than {cfg.min_subset_frames} frames "
-                     f"or {cfg.min_subset_utterances} utterances")
+        notes.append(
+            f"subsets {too_small[0]}..{too_small[-1]} left out: fewer than {cfg.min_subset_frames} frames "
+            f"or {cfg.min_subset_utterances} utterances"
+        )
     if span + 1e-9 < cfg.decades_D:
         below = [n for n in ladder if float(subsets[n]["frames"]) < float(subsets[chosen[0]]["frames"])]
         if below:  # a smaller subset exists on the ladder, but it would overshoot further
             more = math.log10(d_max / float(subsets[below[0]]["frames"]))
-            notes.append(f"D spans {span:.1f} decades, the nearest to the {cfg.decades_D:g} wanted on this ladder "
-                         f"({below[0]} would make {more:.1f})")
+            notes.append(
+                f"D spans {span:.1f} decades, the nearest to the {cfg.decades_D:g} wanted on this ladder "
+                f"({below[0]} would make {more:.1f})"
+            )
         else:
-            notes.append(f"D spans {span:.1f} decades, less than the {cfg.decades_D:g} wanted: the corpus is not large "
-                         f"enough (its smallest usable subset is {usable[0]})")
+            notes.append(
+                f"D spans {span:.1f} decades, less than the {cfg.decades_D:g} wanted: the corpus is not large "
+                f"enough (its smallest usable subset is {usable[0]})"
+            )
     return chosen, notes
 
 
@@ -178,10 +192,18 @@ def _ladder(cands: list[dict[str, Any]], top: int, cfg: DesignConfig, ratio: flo
     return ladder[::-1]
 
 
-def design_grid(archs: dict[str, Any], subsets: dict[str, dict[str, Any]], cfg: DesignConfig, *,
-                auto_subsets: bool, fixed_subsets: list[str], seeds: list[int],
-                count: Callable[[str, dict[str, int]], dict[str, float]],
-                cap_frames: Callable[[int], int], budget_flops: float | None) -> Design:
+def design_grid(
+    archs: dict[str, Any],
+    subsets: dict[str, dict[str, Any]],
+    cfg: DesignConfig,
+    *,
+    auto_subsets: bool,
+    fixed_subsets: list[str],
+    seeds: list[int],
+    count: Callable[[str, dict[str, int]], dict[str, float]],
+    cap_frames: Callable[[int], int],
+    budget_flops: float | None,
+) -> Design:
     """Choose the subsets and the `auto` ladders (see the module docstring).
 
     archs: arch -> "auto" or an explicit list of shapes; count(arch, shape) -> {"N", "flops_per_frame"};
@@ -199,8 +221,10 @@ def design_grid(archs: dict[str, Any], subsets: dict[str, dict[str, Any]], cfg: 
             found.sort(key=lambda c: c["N"])
             cands[arch] = found
         else:
-            cands[arch] = [{**shape, "N": float(count(arch, shape)["N"]),
-                            "fpf": float(count(arch, shape)["flops_per_frame"])} for shape in spec]
+            cands[arch] = [
+                {**shape, "N": float(count(arch, shape)["N"]), "fpf": float(count(arch, shape)["flops_per_frame"])}
+                for shape in spec
+            ]
 
     def cost(ladders: dict[str, list[dict]], subs: list[str]) -> float:
         total = 0.0
@@ -222,8 +246,11 @@ def design_grid(archs: dict[str, Any], subsets: dict[str, dict[str, Any]], cfg: 
     tops = {a: [i for i, c in enumerate(cands[a]) if c["N"] <= n_ceiling] for a in auto}
     for a in auto:
         if not tops[a]:
-            raise RecipeError(f"grid.models.{a}", f"even the smallest {a} ({cands[a][0]['N']:.0f} parameters) has more "
-                                                  f"parameters than the corpus has frames ({d_max})")
+            raise RecipeError(
+                f"grid.models.{a}",
+                f"even the smallest {a} ({cands[a][0]['N']:.0f} parameters) has more "
+                f"parameters than the corpus has frames ({d_max})",
+            )
     fixed = {a: cands[a] for a in archs if a not in auto}
     top = {a: len(tops[a]) - 1 for a in auto}  # each auto ladder's top rung, as an index into tops[a]
     tried = []
@@ -241,18 +268,32 @@ def design_grid(archs: dict[str, Any], subsets: dict[str, dict[str, Any]], cfg: 
                 for a in auto:
                     lad = ladders[a]
                     span = math.log10(lad[-1]["N"] / lad[0]["N"]) if len(lad) > 1 else 0.0
-                    why = (f"the largest the data supports (N <= {cfg.max_params_per_frame:g} x all training frames)"
-                           if top[a] == len(tops[a]) - 1 else "the largest whose grid fits the budget")
-                    notes.append(f"{a}: {len(lad)} sizes, N {_si(lad[0]['N'])}-{_si(lad[-1]['N'])} ({span:.1f} decades), "
-                                 f"top rung {why}" + ("" if span + 1e-9 >= cfg.decades_N else
-                                                     f"; less than {cfg.decades_N:g} decades: no smaller shape in the family"))
+                    why = (
+                        f"the largest the data supports (N <= {cfg.max_params_per_frame:g} x all training frames)"
+                        if top[a] == len(tops[a]) - 1
+                        else "the largest whose grid fits the budget"
+                    )
+                    notes.append(
+                        f"{a}: {len(lad)} sizes, N {_si(lad[0]['N'])}-{_si(lad[-1]['N'])} ({span:.1f} decades), "
+                        f"top rung {why}"
+                        + (
+                            ""
+                            if span + 1e-9 >= cfg.decades_N
+                            else f"; less than {cfg.decades_N:g} decades: no smaller shape in the family"
+                        )
+                    )
                 if step is not None and step > cfg.subset_step:
                     notes.append("every other subset (about 4x apart) to fit the budget")
                 if ratio > cfg.rung_ratio and auto:
                     notes.append(f"rungs about {ratio:g}x apart in N to fit the budget")
-                return Design(subsets=subs, ladders={a: [{k2: v for k2, v in r.items() if k2 not in ("N", "fpf")}
-                                                          for r in ladders[a]] for a in archs},
-                              notes=notes, flops=flops)
+                return Design(
+                    subsets=subs,
+                    ladders={
+                        a: [{k2: v for k2, v in r.items() if k2 not in ("N", "fpf")} for r in ladders[a]] for a in archs
+                    },
+                    notes=notes,
+                    flops=flops,
+                )
         # nothing fits: lower the top rung of the auto ladder that costs most
         ladders0, subs0 = first
         lowerable = {a: cost({a: ladders0[a]}, subs0) for a in auto if top[a] > 0}
@@ -260,9 +301,12 @@ def design_grid(archs: dict[str, Any], subsets: dict[str, dict[str, Any]], cfg: 
             break
         top[max(lowerable, key=lowerable.get)] -= 1
     smallest = min(tried) if tried else math.nan
-    raise RecipeError("budget", f"the smallest design of this study (two decades of N and D, thinned) needs "
-                                f"{_si(smallest)}FLOP of planned compute, more than budget.flops {_si(budget_flops or 0)}; "
-                                f"raise the budget, lower train_budget, or narrow design.decades_N / decades_D")
+    raise RecipeError(
+        "budget",
+        f"the smallest design of this study (two decades of N and D, thinned) needs "
+        f"{_si(smallest)}FLOP of planned compute, more than budget.flops {_si(budget_flops or 0)}; "
+        f"raise the budget, lower train_budget, or narrow design.decades_N / decades_D",
+    )
 
 
 def _si(x: float) -> str:

@@ -23,8 +23,9 @@ Every function returns the paths it wrote (none when there is nothing to draw).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,13 @@ FRAMES_PER_SECOND = 100.0
 
 def _frames(D: float) -> str:
     seconds = D / FRAMES_PER_SECOND
-    t = f"{seconds / 3600:.2g} h" if seconds >= 3600 else f"{seconds / 60:.2g} min" if seconds >= 60 else f"{seconds:.2g} s"
+    t = (
+        f"{seconds / 3600:.2g} h"
+        if seconds >= 3600
+        else f"{seconds / 60:.2g} min"
+        if seconds >= 60
+        else f"{seconds:.2g} s"
+    )
     return f"{style.si(D)} frames ({t})"
 
 
@@ -159,16 +166,27 @@ def _finish(fig, axes, ys, baselines, xlabel, ylabel, title):
 # curves.png
 # --------------------------------------------------------------------------------------
 @style.styled
-def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
-                baselines: Mapping[str, float] | None = None) -> Figure | None:
+def curves_figure(
+    points: pd.DataFrame,
+    runs: pd.DataFrame,
+    fits: Mapping[str, Any],
+    title: str,
+    *,
+    baselines: Mapping[str, float] | None = None,
+) -> Figure | None:
     """Every run against compute, per architecture: colour N, marker D, end marker by status; the envelope and
     the frontier L(C) with its band; baselines."""
     pts = _usable(points)
     if pts.empty:
         return None
     archs = _archs(pts)
-    fig, axes = style.figure(ncols=len(archs), width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.3,
-                             height=3.3, sharey=True, sharex=True)
+    fig, axes = style.figure(
+        ncols=len(archs),
+        width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.3,
+        height=3.3,
+        sharey=True,
+        sharex=True,
+    )
     norm, colour = style.sequential(pts["N"].astype(float).unique())
     d_values = sorted(pts["D"].astype(float).unique())
     d_marker = {d: style.MARKERS[i % len(style.MARKERS)] for i, d in enumerate(d_values)}
@@ -184,8 +202,19 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
             st = status.get(run_id, str(df["status"].iloc[0]) if "status" in df else "finished")
             c = colour(N)
             stopped = st in STOPPED
-            ax.plot(df["flops"], df["dev_loss"], "-", color=c, lw=0.9, alpha=0.55 if stopped else 0.9,
-                    marker=d_marker[D], ms=2.2, markevery=max(len(df) // 5, 1), zorder=3, gid=f"run:{run_id}")
+            ax.plot(
+                df["flops"],
+                df["dev_loss"],
+                "-",
+                color=c,
+                lw=0.9,
+                alpha=0.55 if stopped else 0.9,
+                marker=d_marker[D],
+                ms=2.2,
+                markevery=max(len(df) // 5, 1),
+                zorder=3,
+                gid=f"run:{run_id}",
+            )
             end = df.iloc[-1]
             drawn_d.add(D)
             if st in FAILED:  # drawn once the limits are known: a diverged loss must not set them
@@ -193,13 +222,25 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
                 drawn_status.add("failed")
             else:
                 ys.append(df["dev_loss"].to_numpy(float))
-                ax.plot(end["flops"], end["dev_loss"], d_marker[D], color=c, ms=5, mew=0.9,
-                        mfc="white" if stopped else c, zorder=6)
+                ax.plot(
+                    end["flops"],
+                    end["dev_loss"],
+                    d_marker[D],
+                    color=c,
+                    ms=5,
+                    mew=0.9,
+                    mfc="white" if stopped else c,
+                    zorder=6,
+                )
                 drawn_status.add("stopped" if stopped else "finished" if st == "finished" else "other")
         # a run that failed before its first evaluation after the start: marked where it stopped, at the top
         if "flops" in runs and "arch" in runs:
-            early = runs[(runs["arch"].astype(str) == arch) & runs["status"].astype(str).isin(FAILED)
-                         & ~runs["run_id"].isin(sub["run_id"]) & (pd.to_numeric(runs["flops"], errors="coerce") > 0)]
+            early = runs[
+                (runs["arch"].astype(str) == arch)
+                & runs["status"].astype(str).isin(FAILED)
+                & ~runs["run_id"].isin(sub["run_id"])
+                & (pd.to_numeric(runs["flops"], errors="coerce") > 0)
+            ]
             for c in early["flops"].astype(float):
                 failed_ends.append((ax, c, math.nan))
                 drawn_status.add("failed")
@@ -224,28 +265,68 @@ def curves_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, A
     clipped = False
     for ax, c, loss in failed_ends:  # at the top edge when the diverged loss lies above the plot
         clipped |= not loss <= top / 1.02
-        ax.plot(c, min(loss, top / 1.02) if np.isfinite(loss) else top / 1.02, "x", color=style.OKABE_ITO["vermillion"],
-                ms=6, mew=1.2, zorder=6, clip_on=False)
+        ax.plot(
+            c,
+            min(loss, top / 1.02) if np.isfinite(loss) else top / 1.02,
+            "x",
+            color=style.OKABE_ITO["vermillion"],
+            ms=6,
+            mew=1.2,
+            zorder=6,
+            clip_on=False,
+        )
     # one legend for the encodings that were drawn
-    enc = [Line2D([], [], color="grey", marker=d_marker[d], ls="-", lw=0.6, ms=3, label=f"D = {_frames(d)}")
-           for d in d_values if d in drawn_d]
+    enc = [
+        Line2D([], [], color="grey", marker=d_marker[d], ls="-", lw=0.6, ms=3, label=f"D = {_frames(d)}")
+        for d in d_values
+        if d in drawn_d
+    ]
     if "finished" in drawn_status:
         enc.append(Line2D([], [], color="grey", marker="o", ls="none", ms=5, label="large filled marker: run finished"))
     if "stopped" in drawn_status:
-        enc.append(Line2D([], [], color="grey", marker="o", mfc="white", ls="none", ms=5,
-                          label="large open marker: stopped there (pruned)"))
+        enc.append(
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker="o",
+                mfc="white",
+                ls="none",
+                ms=5,
+                label="large open marker: stopped there (pruned)",
+            )
+        )
     if "failed" in drawn_status:
-        enc.append(Line2D([], [], color=style.OKABE_ITO["vermillion"], marker="x", ls="none", ms=6,
-                          label="failed there" + (" (at the top edge: its loss left the plot)" if clipped else "")))
+        enc.append(
+            Line2D(
+                [],
+                [],
+                color=style.OKABE_ITO["vermillion"],
+                marker="x",
+                ls="none",
+                ms=6,
+                label="failed there" + (" (at the top edge: its loss left the plot)" if clipped else ""),
+            )
+        )
     handles = _dedupe(handles + enc + style.baseline_handles(baselines))
     fig.legend(handles=handles, loc="outside lower center", ncol=3)
     if norm is not None:
-        style.colorbar_ticks(fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
-                     label=style.axis_label("N"), pad=0.01, aspect=30))
+        style.colorbar_ticks(
+            fig.colorbar(
+                ScalarMappable(norm=norm, cmap=style.truncated_cmap()),
+                ax=list(axes),
+                format=_si_fmt(),
+                label=style.axis_label("N"),
+                pad=0.01,
+                aspect=30,
+            )
+        )
     return fig
 
 
-def plot_curves(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any], stem: str | Path, title: str, **options) -> list[Path]:
+def plot_curves(
+    points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any], stem: str | Path, title: str, **options
+) -> list[Path]:
     """:func:`curves_figure` written as stem.png and stem.pdf (none when there is nothing to draw)."""
     fig = curves_figure(points, runs, fits, title, **options)
     return [] if fig is None else style.save(fig, stem)
@@ -269,14 +350,22 @@ def largest_data_runs(points: pd.DataFrame) -> pd.DataFrame:
     pts = _usable(points)
     cols = ["arch", "N", "D", "seed", "run_id"] if "seed" in pts.columns else ["arch", "N", "D", "run_id"]
     runs = pts[cols].drop_duplicates("run_id")
-    runs = runs.sort_values(["arch", "N", "D"] + (["seed"] if "seed" in runs else []), ascending=[True, True, False] + (
-        [True] if "seed" in runs else []))
+    runs = runs.sort_values(
+        ["arch", "N", "D"] + (["seed"] if "seed" in runs else []),
+        ascending=[True, True, False] + ([True] if "seed" in runs else []),
+    )
     return runs.drop_duplicates(["arch", "N"], keep="first")
 
 
 @style.styled
-def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
-                 baselines: Mapping[str, float] | None = None) -> Figure | None:
+def compute_figure(
+    points: pd.DataFrame,
+    runs: pd.DataFrame,
+    fits: Mapping[str, Any],
+    title: str,
+    *,
+    baselines: Mapping[str, float] | None = None,
+) -> Figure | None:
     """Dev loss against compute, one curve per model size (its largest-data run), coloured by N, the frontier
     L(C) dashed: Droppo & Elibol's Figure 5."""
     pts = _usable(points)
@@ -284,8 +373,13 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
         return None
     chosen = largest_data_runs(points)
     archs = _archs(pts)
-    fig, axes = style.figure(ncols=len(archs), width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.3,
-                             height=3.0, sharey=True, sharex=True)
+    fig, axes = style.figure(
+        ncols=len(archs),
+        width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.3,
+        height=3.0,
+        sharey=True,
+        sharex=True,
+    )
     norm, colour = style.sequential(chosen["N"].astype(float).unique())
     ys = []
     C_all = pts["flops"].to_numpy(float)
@@ -293,11 +387,21 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
     for ax, arch in zip(axes, archs):
         for _, r in chosen[chosen["arch"].astype(str) == arch].iterrows():
             df = pts[pts["run_id"] == r["run_id"]].sort_values("flops")
-            ax.plot(df["flops"], df["dev_loss"], "-o", color=colour(float(r["N"])), lw=0.9, ms=2.2, mew=0, zorder=3,
-                    gid=f"size:{arch}:{r['N']:g}")
+            ax.plot(
+                df["flops"],
+                df["dev_loss"],
+                "-o",
+                color=colour(float(r["N"])),
+                lw=0.9,
+                ms=2.2,
+                mew=0,
+                zorder=3,
+                gid=f"size:{arch}:{r['N']:g}",
+            )
             ys.append(df["dev_loss"].to_numpy(float))
-        handles.append(Line2D([], [], color="grey", marker="o", ms=2.2, lw=0.9,
-                              label="one model size (its run on the most data)"))
+        handles.append(
+            Line2D([], [], color="grey", marker="o", ms=2.2, lw=0.9, label="one model size (its run on the most data)")
+        )
         fit, err = _frontier_fit(fits, arch)
         if fit is not None:
             handles += _draw_frontier_fit(ax, fit, C_all.min(), C_all.max(), color=style.ENVELOPE, dashed_only=True)
@@ -310,8 +414,16 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
     _finish(fig, axes, ys, base, style.axis_label("C"), "dev loss (L1)", f"{title}: learning curves and the frontier")
     fig.legend(handles=_dedupe(handles + style.baseline_handles(baselines)), loc="outside lower center", ncol=3)
     if norm is not None:
-        style.colorbar_ticks(fig.colorbar(ScalarMappable(norm=norm, cmap=style.truncated_cmap()), ax=list(axes), format=_si_fmt(),
-                     label=style.axis_label("N"), pad=0.01, aspect=30))
+        style.colorbar_ticks(
+            fig.colorbar(
+                ScalarMappable(norm=norm, cmap=style.truncated_cmap()),
+                ax=list(axes),
+                format=_si_fmt(),
+                label=style.axis_label("N"),
+                pad=0.01,
+                aspect=30,
+            )
+        )
     return fig
 
 
@@ -320,7 +432,9 @@ def compute_figure(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, 
 # --------------------------------------------------------------------------------------
 
 
-def plot_compute(points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any], stem: str | Path, title: str, **options) -> list[Path]:
+def plot_compute(
+    points: pd.DataFrame, runs: pd.DataFrame, fits: Mapping[str, Any], stem: str | Path, title: str, **options
+) -> list[Path]:
     """:func:`compute_figure` written as stem.png and stem.pdf (none when there is nothing to draw)."""
     fig = compute_figure(points, runs, fits, title, **options)
     return [] if fig is None else style.save(fig, stem)
@@ -335,9 +449,11 @@ def isoflop_table(points: pd.DataFrame, n_levels: int = 4, min_sizes: int = 3) -
     rows = []
     for arch in _archs(pts):
         sub = pts[pts["arch"].astype(str) == arch]
-        curves = {rid: (np.log(df["flops"].to_numpy(float)), np.log(df["dev_loss"].to_numpy(float)), float(df["N"].iloc[0]))
-                  for rid, df in ((rid, d.sort_values("flops")) for rid, d in sub.groupby("run_id", sort=False))
-                  if len(df) >= 2}
+        curves = {
+            rid: (np.log(df["flops"].to_numpy(float)), np.log(df["dev_loss"].to_numpy(float)), float(df["N"].iloc[0]))
+            for rid, df in ((rid, d.sort_values("flops")) for rid, d in sub.groupby("run_id", sort=False))
+            if len(df) >= 2
+        }
         if not curves:
             continue
         spans: dict[float, list[float]] = {}
@@ -379,15 +495,17 @@ def isoflop_minimum(N: np.ndarray, loss: np.ndarray) -> tuple[float, float, str]
 
 
 @style.styled
-def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
-                 baselines: Mapping[str, float] | None = None) -> Figure | None:
+def isoflop_figure(
+    points: pd.DataFrame, title: str, *, n_levels: int = 4, baselines: Mapping[str, float] | None = None
+) -> Figure | None:
     """Loss against N at fixed compute (isoFLOP slices), one curve per compute level, the minimum marked."""
     table = isoflop_table(points, n_levels=n_levels)
     if table.empty:
         return None
     archs = _archs(table)
-    fig, axes = style.figure(ncols=len(archs), width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.2,
-                             height=3.6, sharey=True)
+    fig, axes = style.figure(
+        ncols=len(archs), width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.2, height=3.6, sharey=True
+    )
     ys = [table["loss"].to_numpy(float)]
     kinds_drawn: set[str] = set()
     for ax, arch in zip(axes, archs):
@@ -404,8 +522,17 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
                 lN = np.linspace(np.log(s["N"].min()), np.log(s["N"].max()), 60)
                 ax.plot(np.exp(lN), np.polyval(np.polyfit(np.log(s["N"]), s["loss"], 2), lN), ":", color=c, lw=0.9)
                 ys.append([l_opt])
-            ax.plot([n_opt], [l_opt], "*" if how == "parabola" else "D", color=c, mec="black", mew=0.5,
-                    ms=9 if how == "parabola" else 6, zorder=5, gid=f"minimum:{arch}:{C:g}")
+            ax.plot(
+                [n_opt],
+                [l_opt],
+                "*" if how == "parabola" else "D",
+                color=c,
+                mec="black",
+                mew=0.5,
+                ms=9 if how == "parabola" else 6,
+                zorder=5,
+                gid=f"minimum:{arch}:{C:g}",
+            )
             kinds_drawn.add(how)
             handles.append(Line2D([], [], color=c, marker="o", ms=3, lw=1.0, label=f"C = {style.si(C)} FLOPs"))
         ax.set_title(arch)
@@ -413,15 +540,43 @@ def isoflop_figure(points: pd.DataFrame, title: str, *, n_levels: int = 4,
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
-    _finish(fig, axes, ys, base, style.axis_label("N"), "dev loss (L1) at that compute",
-            f"{title}: loss at fixed compute (isoFLOP slices)")
+    _finish(
+        fig,
+        axes,
+        ys,
+        base,
+        style.axis_label("N"),
+        "dev loss (L1) at that compute",
+        f"{title}: loss at fixed compute (isoFLOP slices)",
+    )
     shared = []
     if "parabola" in kinds_drawn:
-        shared.append(Line2D([], [], color="grey", marker="*", mec="black", ls=":", lw=0.9, ms=8,
-                             label="minimum of a parabola in log N"))
+        shared.append(
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker="*",
+                mec="black",
+                ls=":",
+                lw=0.9,
+                ms=8,
+                label="minimum of a parabola in log N",
+            )
+        )
     if "lowest" in kinds_drawn:
-        shared.append(Line2D([], [], color="grey", marker="D", mec="black", ls="none", ms=5,
-                             label="lowest point (no interior minimum: the optimum may lie beyond the sizes)"))
+        shared.append(
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker="D",
+                mec="black",
+                ls="none",
+                ms=5,
+                label="lowest point (no interior minimum: the optimum may lie beyond the sizes)",
+            )
+        )
     fig.legend(handles=shared + style.baseline_handles(baselines), loc="outside lower center", ncol=2)
     return fig
 
@@ -451,8 +606,9 @@ def selection_view(selection: pd.DataFrame) -> pd.DataFrame:
 
 
 @style.styled
-def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
-             baselines: Mapping[str, float] | None = None) -> Figure | None:
+def law_figure(
+    selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *, baselines: Mapping[str, float] | None = None
+) -> Figure | None:
     """The selected losses against N for each D, their kinds, the fitted L(N, D) per D with its band
     (dashed beyond the data's N), baselines."""
     sel = selection_view(selection)
@@ -460,8 +616,13 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
     if sel.empty:
         return None
     archs = _archs(sel)
-    fig, axes = style.figure(ncols=len(archs), width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.3,
-                             height=3.2, sharey=True, sharex=True)
+    fig, axes = style.figure(
+        ncols=len(archs),
+        width=style.DOUBLE if len(archs) > 1 else style.SINGLE * 1.3,
+        height=3.2,
+        sharey=True,
+        sharex=True,
+    )
     d_values = sorted(sel["D"].astype(float).unique())
     _, colour = style.sequential(d_values)
     ys = [sel["loss"].to_numpy(float)]
@@ -488,10 +649,21 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
                         yerr = np.vstack([np.where(has, y - lo, 0.0), np.where(has, hi - y, 0.0)])
                         ys += [lo[has], hi[has]]
                     if yerr is not None:
-                        ax.errorbar(gg["N"], gg["loss"], yerr=yerr, fmt="none", ecolor=c, elinewidth=0.8, capsize=1.5,
-                                    zorder=5)
-                    ax.plot(gg["N"], gg["loss"], ls="none", marker=marker, color=c, ms=4.5 if kind != "censored" else 9,
-                            mfc=c if in_fit else "white", mew=0.9, zorder=6, gid=f"point:{kind}:{'in' if in_fit else 'out'}")
+                        ax.errorbar(
+                            gg["N"], gg["loss"], yerr=yerr, fmt="none", ecolor=c, elinewidth=0.8, capsize=1.5, zorder=5
+                        )
+                    ax.plot(
+                        gg["N"],
+                        gg["loss"],
+                        ls="none",
+                        marker=marker,
+                        color=c,
+                        ms=4.5 if kind != "censored" else 9,
+                        mfc=c if in_fit else "white",
+                        mew=0.9,
+                        zorder=6,
+                        gid=f"point:{kind}:{'in' if in_fit else 'out'}",
+                    )
                     drawn_kinds.add(kind)
                     drawn_open |= not in_fit
             if fit is not None:
@@ -513,16 +685,35 @@ def law_figure(selection: pd.DataFrame, fits: Mapping[str, Any], title: str, *,
                 drawn_law = True
         if fit is not None:
             band_method = fit.interval_method
-            ax.set_title(f"{arch}\n" + param_text(fit, [k for k in ("alpha_N", "alpha_D", "alpha", "beta", "L_inf", "E")
-                                                        if k in fit.params], compact=True))
+            ax.set_title(
+                f"{arch}\n"
+                + param_text(
+                    fit,
+                    [k for k in ("alpha_N", "alpha_D", "alpha", "beta", "L_inf", "E") if k in fit.params],
+                    compact=True,
+                )
+            )
         else:
-            ax.set_title(f"{arch}\nno L(N, D) fit" + (f": {_short(entry['error'], skip=arch)}" if entry.get("error") else ""))
+            ax.set_title(
+                f"{arch}\nno L(N, D) fit" + (f": {_short(entry['error'], skip=arch)}" if entry.get("error") else "")
+            )
     base = []
     for ax in axes:
         base = _draw_baselines(ax, baselines)
     _finish(fig, axes, ys, base, style.axis_label("N"), "dev loss (L1)", f"{title}: L(N, D)")
-    handles = [Line2D([], [], color=colour(D), marker="o", lw=1.1, ls="-" if drawn_law else "none", ms=4,
-                      label=f"D = {_frames(D)}") for D in d_values]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=colour(D),
+            marker="o",
+            lw=1.1,
+            ls="-" if drawn_law else "none",
+            ms=4,
+            label=f"D = {_frames(D)}",
+        )
+        for D in d_values
+    ]
     for kind in KINDS:
         if kind in drawn_kinds:
             handles.append(Line2D([], [], color="grey", marker=KINDS[kind][0], ls="none", ms=5, label=KINDS[kind][1]))
@@ -546,5 +737,19 @@ def plot_law(selection: pd.DataFrame, fits: Mapping[str, Any], stem: str | Path,
     return [] if fig is None else style.save(fig, stem)
 
 
-__all__ = ["plot_curves", "plot_compute", "plot_isoflop", "plot_law", "curves_figure", "compute_figure", "isoflop_figure",
-           "law_figure", "baselines_from_points", "figure_baselines", "selection_view", "isoflop_table", "isoflop_minimum", "largest_data_runs"]
+__all__ = [
+    "plot_curves",
+    "plot_compute",
+    "plot_isoflop",
+    "plot_law",
+    "curves_figure",
+    "compute_figure",
+    "isoflop_figure",
+    "law_figure",
+    "baselines_from_points",
+    "figure_baselines",
+    "selection_view",
+    "isoflop_table",
+    "isoflop_minimum",
+    "largest_data_runs",
+]

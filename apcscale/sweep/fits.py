@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 
-
-def frontier_fit(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, sizes: dict[str, float] | None = None,
-                 bootstrap: int = 200) -> dict[str, Any]:
+def frontier_fit(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], *, sizes: dict[str, float] | None = None, bootstrap: int = 200
+) -> dict[str, Any]:
     """The compute-efficient frontier of a set of curves and its fit L(C) = L_inf + (C_c/C)^alpha_C.
 
     With the runs' sizes, the fit leaves out the stretches of the envelope formed by the smallest
@@ -35,13 +35,18 @@ def frontier_fit(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, sizes: dic
     alpha_key = next(k for k in p if k.startswith("alpha"))
     floor_key = fit.law_obj.floor if getattr(fit, "law_obj", None) is not None else "L_inf"
     scale_key = next((k for k in p if k not in (alpha_key, floor_key)), None)
-    out.update({
-        "alpha": float(p[alpha_key]), "alpha_interval": list(fit.intervals.get(alpha_key, (math.nan, math.nan))),
-        "L_inf": float(p[floor_key]), "L_inf_interval": list(fit.intervals.get(floor_key, (math.nan, math.nan))),
-        "L_inf_identifiable": bool(fit.identifiable.get(floor_key, True)),
-        "C_c": float(p[scale_key]) if scale_key else math.nan, "fit": fit,
-        "segments": _segments(fr),
-    })
+    out.update(
+        {
+            "alpha": float(p[alpha_key]),
+            "alpha_interval": list(fit.intervals.get(alpha_key, (math.nan, math.nan))),
+            "L_inf": float(p[floor_key]),
+            "L_inf_interval": list(fit.intervals.get(floor_key, (math.nan, math.nan))),
+            "L_inf_identifiable": bool(fit.identifiable.get(floor_key, True)),
+            "C_c": float(p[scale_key]) if scale_key else math.nan,
+            "fit": fit,
+            "segments": _segments(fr),
+        }
+    )
     return out
 
 
@@ -52,8 +57,9 @@ def _segments(fr) -> list[dict[str, Any]]:
     out = []
     for s in getattr(fr, "segments", None) or []:
         d = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
-        out.append({k: (str(v) if k == "run_id" else v.item() if isinstance(v, np.generic) else v)
-                    for k, v in d.items()})
+        out.append(
+            {k: (str(v) if k == "run_id" else v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
+        )
     return out
 
 
@@ -78,16 +84,22 @@ def joint_fit(selection: pd.DataFrame, arch: str, *, bootstrap: int = 200) -> di
         return {"error": f"{arch}: L(N, D) needs at least 2 sizes and 2 data sizes with a point"}
     n_exact = int((sel["lo"] >= sel["hi"]).sum())
     if n_exact < 6:
-        return {"error": f"{arch}: only {n_exact} converged points (at least 6 needed; {len(sel) - n_exact} "
-                         "more are intervals from runs that did not converge or were stopped)"}
+        return {
+            "error": f"{arch}: only {n_exact} converged points (at least 6 needed; {len(sel) - n_exact} "
+            "more are intervals from runs that did not converge or were stopped)"
+        }
     X, y, lo, hi = _joint_arrays(sel)
     try:
         fit = _fit_droppo(bootstrap)(X, y, lo=lo, hi=hi)
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     kinds = sel["kind"].value_counts().to_dict()
-    return {"fit": fit, "params": fit.params, "intervals": {k: list(v) for k, v in fit.intervals.items()},
-            "points": {str(k): int(v) for k, v in kinds.items()}}
+    return {
+        "fit": fit,
+        "params": fit.params,
+        "intervals": {k: list(v) for k, v in fit.intervals.items()},
+        "points": {str(k): int(v) for k, v in kinds.items()},
+    }
 
 
 def holdout_checks(selection: pd.DataFrame, arch: str, *, bootstrap: int = 100, level: float = 0.9) -> dict[str, Any]:
@@ -114,8 +126,13 @@ def holdout_checks(selection: pd.DataFrame, arch: str, *, bootstrap: int = 100, 
     return out
 
 
-def frontier_holdout(curves: dict[str, tuple[np.ndarray, np.ndarray]], sizes: dict[str, float], *,
-                     bootstrap: int = 100, level: float = 0.9) -> dict[str, Any]:
+def frontier_holdout(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    sizes: dict[str, float],
+    *,
+    bootstrap: int = 100,
+    level: float = 0.9,
+) -> dict[str, Any]:
     """The frontier fitted without the runs of the largest model, against the envelope of all runs at
     the compute where that model was on it (does L(C) extrapolate to a larger model?)."""
     from apcscale.scaling import compute_frontier
@@ -138,9 +155,15 @@ def frontier_holdout(curves: dict[str, tuple[np.ndarray, np.ndarray]], sizes: di
     L = np.array([l for _, l in seg])
     mid, plo, phi = _prediction_band(fit, C[:, None], level)
     err = mid / L - 1.0
-    return {"n_points": int(len(C)), "C_range": [float(C.min()), float(C.max())], "median_abs_error": float(np.median(np.abs(err))),
-            "max_abs_error": float(np.max(np.abs(err))), "coverage": float(np.mean((L >= plo) & (L <= phi))),
-            "horizon": float(C.max() / part.envelope[-1][0]), "level": level}
+    return {
+        "n_points": int(len(C)),
+        "C_range": [float(C.min()), float(C.max())],
+        "median_abs_error": float(np.median(np.abs(err))),
+        "max_abs_error": float(np.max(np.abs(err))),
+        "coverage": float(np.mean((L >= plo) & (L <= phi))),
+        "horizon": float(C.max() / part.envelope[-1][0]),
+        "level": level,
+    }
 
 
 def shared_floor(selection: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
@@ -177,7 +200,6 @@ def _jsonable_fit(entry: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
-
 
 
 def _json_default(value):

@@ -73,13 +73,14 @@ class SweepLock:
         self._fh = None
         self.took_over: dict[str, Any] | None = None
 
-    def acquire(self, command: str = "") -> "SweepLock":
+    def acquire(self, command: str = "") -> SweepLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fh = open(self.path, "a+")
         except OSError as exc:
-            raise SweepLockError(f"cannot write to the output directory {self.path.parent}: "
-                                 f"{exc.strerror or exc}") from None
+            raise SweepLockError(
+                f"cannot write to the output directory {self.path.parent}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -88,9 +89,11 @@ class SweepLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise SweepLockError(
                     f"{self.sweep_dir} is in use by {_describe(holder)}; wait for it to end or stop it (Ctrl-C "
-                    f"leaves it resumable), or choose another --output / name (lock: {self.path})") from None
-            raise SweepLockError(f"cannot lock {self.path}: {exc.strerror or exc} (a filesystem without "
-                                 "file locks?)") from None
+                    f"leaves it resumable), or choose another --output / name (lock: {self.path})"
+                ) from None
+            raise SweepLockError(
+                f"cannot lock {self.path}: {exc.strerror or exc} (a filesystem without file locks?)"
+            ) from None
         previous = _read_holder(fh)
         self.took_over = previous or None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "command": command}
@@ -125,10 +128,12 @@ class SweepLock:
         """What to tell the user when the lock was taken over from a holder that is gone."""
         if not self.took_over:
             return None
-        return (f"taking over the lock of {self.sweep_dir.name} from {_describe(self.took_over)}, which is gone "
-                "(it ended without releasing it: killed, or its machine went down)")
+        return (
+            f"taking over the lock of {self.sweep_dir.name} from {_describe(self.took_over)}, which is gone "
+            "(it ended without releasing it: killed, or its machine went down)"
+        )
 
-    def __enter__(self) -> "SweepLock":
+    def __enter__(self) -> SweepLock:
         return self if self.held else self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -101,13 +101,18 @@ class Plan:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Plan":
+    def load(cls, path: str | Path) -> Plan:
         data = json.loads(Path(path).read_text())
         return cls(
-            name=data["name"], manifest=data["manifest"],
-            runs=[PlannedRun(**r) for r in data["runs"]], backlog=[PlannedRun(**r) for r in data["backlog"]],
-            budget=data.get("budget", {}), notes=data.get("notes", []), probe=data.get("probe", {}),
-            capacity=data.get("capacity", {}), startup_s=data.get("startup_s", 0.0),
+            name=data["name"],
+            manifest=data["manifest"],
+            runs=[PlannedRun(**r) for r in data["runs"]],
+            backlog=[PlannedRun(**r) for r in data["backlog"]],
+            budget=data.get("budget", {}),
+            notes=data.get("notes", []),
+            probe=data.get("probe", {}),
+            capacity=data.get("capacity", {}),
+            startup_s=data.get("startup_s", 0.0),
         )
 
     def run(self, run_id: str) -> PlannedRun:
@@ -135,7 +140,6 @@ def simulate_makespan(runs: list[PlannedRun], cpus: float, gpus: float) -> float
     return max((end for end, _, _ in running), default=0.0)
 
 
-
 def _si(x: float) -> str:
     """1.23k, 4.5M, ...: SI prefixes for counts of frames, parameters and FLOPs."""
     for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -144,7 +148,7 @@ def _si(x: float) -> str:
     return f"{x:.3g}"
 
 
-def plan_twins(plan: "Plan") -> dict[str, list[str]]:
+def plan_twins(plan: Plan) -> dict[str, list[str]]:
     """The data twins of a plan's runs; for a plan saved before they were recorded, found again
     from its manifest (none if that is gone)."""
     from apcscale.sweep.planner import data_twins, manifest_subsets

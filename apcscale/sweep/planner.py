@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from apcscale.models.config import ATTENTION
+from apcscale.sweep.budget import select_runs
+from apcscale.sweep.design import choose_subsets, design_grid
 from apcscale.sweep.plan import FRAMES_PER_HOUR, Plan, PlannedRun, _si
 from apcscale.sweep.probe import _local_gpus, estimate_seconds
-from apcscale.sweep.design import choose_subsets, design_grid
 from apcscale.sweep.recipe import Resources, SizeSpec, SweepRecipe
-from apcscale.sweep.budget import select_runs
 from apcscale.train.config import TrainRecipe
 from apcscale.utils.schema import RecipeError, apply_override, from_dict, to_dict
-
 
 # ----------------------------------------------------------------------------------------------
 # the grid and each run's training recipe
 # ----------------------------------------------------------------------------------------------
+
 
 def manifest_subsets(manifest_path: Path) -> tuple[dict[str, dict[str, Any]], int, dict[str, Any]]:
     """{subset name: info} sorted by size, the feature dimension, and dev-split info (may be empty)."""
@@ -52,7 +52,9 @@ def manifest_subsets(manifest_path: Path) -> tuple[dict[str, dict[str, Any]], in
     if isinstance(how, dict):  # how the dev split was made: by speaker or by utterance
         dev["by"] = how.get("by")
         dev["reason"] = how.get("reason")
-    dev["corpus_root"] = (m.data.get("source") or {}).get("root") if isinstance(getattr(m, "data", None), dict) else None
+    dev["corpus_root"] = (
+        (m.data.get("source") or {}).get("root") if isinstance(getattr(m, "data", None), dict) else None
+    )
     return subsets, int(m.feature_dim), dev
 
 
@@ -98,9 +100,14 @@ def run_id_for(arch: str, width: int, depth: int, subset: str, seed: int) -> str
 def base_run_recipe(recipe: SweepRecipe, manifest: Path, arch: str, size, subset: str, seed: int) -> dict[str, Any]:
     data = to_dict(recipe.data)
     data.update({"manifest": str(manifest), "audio": None, "prepared_dir": None, "subset": subset, "seed": seed})
-    model = {"arch": arch, "width": size.width, "depth": size.depth,
-             "time_shift": recipe.model.time_shift, "dropout": recipe.model.dropout,
-             "ff_mult": size.ff_mult if size.ff_mult is not None else recipe.model.ff_mult}
+    model = {
+        "arch": arch,
+        "width": size.width,
+        "depth": size.depth,
+        "time_shift": recipe.model.time_shift,
+        "dropout": recipe.model.dropout,
+        "ff_mult": size.ff_mult if size.ff_mult is not None else recipe.model.ff_mult,
+    }
     if arch in ATTENTION:
         model["heads"] = size.heads
     elif size.heads is not None:
@@ -148,6 +155,7 @@ def apply_rules(recipe: SweepRecipe, run: dict[str, Any], point: dict[str, Any])
 # counting and the throughput probe
 # ----------------------------------------------------------------------------------------------
 
+
 def count_run(model: dict[str, Any], feature_dim: int, seq_len: int) -> dict[str, float]:
     """N, N_total and training FLOPs per frame, counted on the meta device (no memory, no time)."""
     import torch
@@ -170,13 +178,14 @@ def order_runs(runs: list[PlannedRun], how: str) -> list[PlannedRun]:
     return sorted(runs, key=lambda r: (float(f"{r.planned_flops:.2g}"), r.arch, r.N, -r.D, r.seed, r.run_id))
 
 
-
 # ----------------------------------------------------------------------------------------------
 # the grid: as written, or designed from the corpus and the budget
 # ----------------------------------------------------------------------------------------------
 
-def resolve_grid(recipe: SweepRecipe, manifest: Path, subsets_info: dict[str, dict[str, Any]],
-                 feature_dim: int) -> tuple[dict[str, list[SizeSpec]], list[str], list[str]]:
+
+def resolve_grid(
+    recipe: SweepRecipe, manifest: Path, subsets_info: dict[str, dict[str, Any]], feature_dim: int
+) -> tuple[dict[str, list[SizeSpec]], list[str], list[str]]:
     """The ladders and subsets a plan expands (`auto` ones designed: apcscale.sweep.design), and notes."""
     if not recipe.auto:
         ladders = {a: list(v) for a, v in recipe.grid.models.items()}
@@ -200,15 +209,28 @@ def resolve_grid(recipe: SweepRecipe, manifest: Path, subsets_info: dict[str, di
 
     auto_ladders = [a for a, v in recipe.grid.models.items() if v == "auto"]
     if auto_ladders and recipe.budget.flops is None:
-        raise RecipeError("budget.flops", f"an auto ladder ({', '.join(auto_ladders)}) is sized by a compute budget "
-                                          "in FLOPs (the same on any machine); set budget.flops")
+        raise RecipeError(
+            "budget.flops",
+            f"an auto ladder ({', '.join(auto_ladders)}) is sized by a compute budget "
+            "in FLOPs (the same on any machine); set budget.flops",
+        )
     archs = {a: ("auto" if v == "auto" else [to_dict(s) for s in v]) for a, v in recipe.grid.models.items()}
     fixed = [] if recipe.grid.subsets == "auto" else select_subsets(recipe, subsets_info)
-    design = design_grid(archs, subsets_info, recipe.design, auto_subsets=recipe.grid.subsets == "auto",
-                         fixed_subsets=fixed, seeds=list(recipe.grid.seeds), count=count, cap_frames=cap_frames,
-                         budget_flops=recipe.budget.flops)
-    ladders = {a: [SizeSpec(**{k: v for k, v in shape.items() if v is not None}) for shape in lad]
-               for a, lad in design.ladders.items()}
+    design = design_grid(
+        archs,
+        subsets_info,
+        recipe.design,
+        auto_subsets=recipe.grid.subsets == "auto",
+        fixed_subsets=fixed,
+        seeds=list(recipe.grid.seeds),
+        count=count,
+        cap_frames=cap_frames,
+        budget_flops=recipe.budget.flops,
+    )
+    ladders = {
+        a: [SizeSpec(**{k: v for k, v in shape.items() if v is not None}) for shape in lad]
+        for a, lad in design.ladders.items()
+    }
     return ladders, design.subsets, design.notes
 
 
@@ -226,12 +248,17 @@ def describe_data(subsets: list[str], info: dict[str, dict[str, Any]], dev: dict
             how = f"{n_spk} whole speaker{'' if n_spk == 1 else 's'} held out (no dev speaker in any training subset)"
         elif by == "utterance":
             why = dev.get("reason")
-            how = ("utterances held out at random, as asked (dev_by utterance)" if why == "asked" else
-                   f"utterances held out at random, not whole speakers: {why or 'no speaker in the file names'}")
+            how = (
+                "utterances held out at random, as asked (dev_by utterance)"
+                if why == "asked"
+                else f"utterances held out at random, not whole speakers: {why or 'no speaker in the file names'}"
+            )
         else:
             how = "held out"
-        lines.append(f"dev: {_si(float(dev.get('frames') or 0))} frames ({float(dev.get('frames') or 0) / FRAMES_PER_HOUR * 60:.3g} "
-                     f"min, {int(dev.get('utterances') or 0)} utterances), {how}")
+        lines.append(
+            f"dev: {_si(float(dev.get('frames') or 0))} frames ({float(dev.get('frames') or 0) / FRAMES_PER_HOUR * 60:.3g} "
+            f"min, {int(dev.get('utterances') or 0)} utterances), {how}"
+        )
     return lines
 
 
@@ -239,14 +266,27 @@ def describe_data(subsets: list[str], info: dict[str, dict[str, Any]], dev: dict
 # the plan
 # ----------------------------------------------------------------------------------------------
 
-def build_plan(recipe: SweepRecipe, manifest: Path, *, probe: bool = True, capacity: dict[str, float] | None = None,
-               probe_fn=None, log=print) -> Plan:
+
+def build_plan(
+    recipe: SweepRecipe,
+    manifest: Path,
+    *,
+    probe: bool = True,
+    capacity: dict[str, float] | None = None,
+    probe_fn=None,
+    log=print,
+) -> Plan:
     """The validated, costed, budget-fitted and ordered plan of a sweep (no trial runs here)."""
     subsets_info, feature_dim, dev = manifest_subsets(manifest)
     ladders, subsets, design_notes = resolve_grid(recipe, manifest, subsets_info, feature_dim)
     d = recipe.data
-    capacity = dict(capacity or {"cpus": float(recipe.ray.num_cpus or os.cpu_count() or 1),
-                                 "gpus": float(recipe.ray.num_gpus or _local_gpus())})
+    capacity = dict(
+        capacity
+        or {
+            "cpus": float(recipe.ray.num_cpus or os.cpu_count() or 1),
+            "gpus": float(recipe.ray.num_gpus or _local_gpus()),
+        }
+    )
     spread = [s for s in recipe.design.spread_seeds if s not in recipe.grid.seeds]
 
     runs: list[PlannedRun] = []
@@ -264,43 +304,85 @@ def build_plan(recipe: SweepRecipe, manifest: Path, *, probe: bool = True, capac
                 for seed in [*recipe.grid.seeds, *(spread if subset == subsets[-1] else [])]:
                     run = base_run_recipe(recipe, manifest, arch, size, subset, seed)
                     counts = count_run(run["model"], feature_dim, int(round(mean_len)))
-                    point = {"arch": arch, "width": size.width, "depth": size.depth, "subset": subset, "seed": seed,
-                             "label": f"{arch}-w{size.width}-d{size.depth}", "N": counts["N"]}
+                    point = {
+                        "arch": arch,
+                        "width": size.width,
+                        "depth": size.depth,
+                        "subset": subset,
+                        "seed": seed,
+                        "label": f"{arch}-w{size.width}-d{size.depth}",
+                        "N": counts["N"],
+                    }
                     run, resources = apply_rules(recipe, run, point)
                     counts = count_run(run["model"], feature_dim, int(round(mean_len)))
                     train = from_dict(TrainRecipe, run)
                     unit, total = train.budget.resolve(D)
                     frames = total if unit == "frames" else int(total * train.data.frames_per_batch(mean_len))
-                    runs.append(PlannedRun(
-                        run_id=run["name"], arch=arch, width=size.width, depth=size.depth, label=point["label"],
-                        subset=subset, D=D, hours=D / FRAMES_PER_HOUR, seed=seed, N=int(counts["N"]),
-                        N_total=int(counts["N_total"]), flops_per_frame=counts["flops_per_frame"],
-                        planned_frames=int(frames), planned_flops=counts["flops_per_frame"] * frames,
-                        est_seconds=math.nan, cpus=float(resources["cpus"]), gpus=float(resources["gpus"]),
-                        workers=int(resources["workers"]), recipe=run,
-                    ))
+                    runs.append(
+                        PlannedRun(
+                            run_id=run["name"],
+                            arch=arch,
+                            width=size.width,
+                            depth=size.depth,
+                            label=point["label"],
+                            subset=subset,
+                            D=D,
+                            hours=D / FRAMES_PER_HOUR,
+                            seed=seed,
+                            N=int(counts["N"]),
+                            N_total=int(counts["N_total"]),
+                            flops_per_frame=counts["flops_per_frame"],
+                            planned_frames=int(frames),
+                            planned_flops=counts["flops_per_frame"] * frames,
+                            est_seconds=math.nan,
+                            cpus=float(resources["cpus"]),
+                            gpus=float(resources["gpus"]),
+                            workers=int(resources["workers"]),
+                            recipe=run,
+                        )
+                    )
     for r in runs:
         need_c, need_g = r.cpus * r.workers, r.gpus * r.workers
         if need_c > capacity["cpus"] + 1e-9 or need_g > capacity["gpus"] + 1e-9:
-            raise RecipeError("resources", f"run {r.run_id} needs {need_c:g} CPUs and {need_g:g} GPUs per trial; "
-                                           f"the cluster has {capacity['cpus']:g} CPUs and {capacity['gpus']:g} GPUs")
+            raise RecipeError(
+                "resources",
+                f"run {r.run_id} needs {need_c:g} CPUs and {need_g:g} GPUs per trial; "
+                f"the cluster has {capacity['cpus']:g} CPUs and {capacity['gpus']:g} GPUs",
+            )
 
     twins = data_twins(runs, subsets_info)
     for r in runs:
         r.twins = twins.get(r.run_id, [])
-    probe_info = estimate_seconds(recipe, manifest, runs, feature_dim, dev, subsets_info, probe=probe,
-                                  probe_fn=probe_fn, log=log)
+    probe_info = estimate_seconds(
+        recipe, manifest, runs, feature_dim, dev, subsets_info, probe=probe, probe_fn=probe_fn, log=log
+    )
     selected, backlog, notes = select_runs(runs, recipe.budget)
     notes = design_notes + describe_data(subsets, subsets_info, dev) + notes
     selected = order_runs(selected, recipe.plan.order)
     for i, r in enumerate(selected):
         r.order = i
-    plan = Plan(name=recipe.name, manifest=str(manifest), runs=selected, backlog=backlog,
-                budget=to_dict(recipe.budget), notes=notes, probe=probe_info, capacity=capacity,
-                startup_s=recipe.plan.startup_s)
+    plan = Plan(
+        name=recipe.name,
+        manifest=str(manifest),
+        runs=selected,
+        backlog=backlog,
+        budget=to_dict(recipe.budget),
+        notes=notes,
+        probe=probe_info,
+        capacity=capacity,
+        startup_s=recipe.plan.startup_s,
+    )
     return plan
 
 
-
-__all__ = ["build_plan", "order_runs", "data_twins", "manifest_subsets", "select_subsets", "run_id_for",
-           "base_run_recipe", "apply_rules", "count_run"]
+__all__ = [
+    "build_plan",
+    "order_runs",
+    "data_twins",
+    "manifest_subsets",
+    "select_subsets",
+    "run_id_for",
+    "base_run_recipe",
+    "apply_rules",
+    "count_run",
+]

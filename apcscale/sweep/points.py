@@ -70,8 +70,9 @@ def _extrapolated(stable: pd.DataFrame, target_flops: float, level: float) -> tu
     return float(pred.mean), float(pred.lo), pred.flag
 
 
-def run_point(run: pd.Series, curve: pd.DataFrame, *, gain: float, level: float = 0.8,
-              patience: int = 3, min_delta: float = 0.002) -> dict[str, Any] | None:
+def run_point(
+    run: pd.Series, curve: pd.DataFrame, *, gain: float, level: float = 0.8, patience: int = 3, min_delta: float = 0.002
+) -> dict[str, Any] | None:
     """The L(N, D) point of one run (see the module docstring), or None when it has none."""
     df = curve[np.isfinite(curve["dev_loss"]) & (curve["flops"] > 0)]
     if df.empty or run["status"] not in ("finished", "stopped", "pruned"):
@@ -99,23 +100,46 @@ def run_point(run: pd.Series, curve: pd.DataFrame, *, gain: float, level: float 
         lo = min(lo * (1.0 - gain), best)
         kind = "not converged" if run["status"] == "finished" else "stopped"
         # `loss` stays what was measured (the minimum); the interval says how much lower it could go
-        return {"loss": best, "lo": lo, "hi": best, "kind": kind,
-                "note": f"{why}: converged loss in [{lo:.4f}, {best:.4f}] (extrapolated, cooldown gain {gain:.1%})"}
-    return {"loss": best, "lo": 0.0, "hi": best, "kind": "censored",
-            "note": f"{why}; its extrapolation cannot be trusted ({flag}): only its minimum {best:.4f} bounds it"}
+        return {
+            "loss": best,
+            "lo": lo,
+            "hi": best,
+            "kind": kind,
+            "note": f"{why}: converged loss in [{lo:.4f}, {best:.4f}] (extrapolated, cooldown gain {gain:.1%})",
+        }
+    return {
+        "loss": best,
+        "lo": 0.0,
+        "hi": best,
+        "kind": "censored",
+        "note": f"{why}; its extrapolation cannot be trusted ({flag}): only its minimum {best:.4f} bounds it",
+    }
 
 
-def run_points(runs: pd.DataFrame, points: pd.DataFrame, *, level: float = 0.8, patience: int = 3,
-               min_delta: float = 0.002) -> pd.DataFrame:
+def run_points(
+    runs: pd.DataFrame, points: pd.DataFrame, *, level: float = 0.8, patience: int = 3, min_delta: float = 0.002
+) -> pd.DataFrame:
     """One row per run that has an L(N, D) point: kind, loss, lo, hi, note (plus the run's columns)."""
     gain = cooldown_gain(runs, points)
     rows = []
     for _, r in runs.iterrows():
-        p = run_point(r, points[points["run_id"] == r["run_id"]], gain=gain, level=level, patience=patience,
-                      min_delta=min_delta)
+        p = run_point(
+            r, points[points["run_id"] == r["run_id"]], gain=gain, level=level, patience=patience, min_delta=min_delta
+        )
         if p is not None:
-            rows.append({"run_id": r["run_id"], "arch": r["arch"], "label": r["label"], "N": r["N"],
-                         "subset": r["subset"], "D": r["D"], "hours": r["hours"], "seed": r["seed"], **p})
+            rows.append(
+                {
+                    "run_id": r["run_id"],
+                    "arch": r["arch"],
+                    "label": r["label"],
+                    "N": r["N"],
+                    "subset": r["subset"],
+                    "D": r["D"],
+                    "hours": r["hours"],
+                    "seed": r["seed"],
+                    **p,
+                }
+            )
     cols = ["run_id", "arch", "label", "N", "subset", "D", "hours", "seed", "kind", "loss", "lo", "hi", "note"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -131,11 +155,18 @@ def select(run_pts: pd.DataFrame) -> pd.DataFrame:
     for key, g in run_pts.groupby(["arch", "label", "N", "subset", "D", "hours"], sort=True):
         kind = max(g["kind"], key=KINDS.index)
         measured = g["hi"]
-        rows.append({**dict(zip(["arch", "label", "N", "subset", "D", "hours"], key)), "seeds": int(g["seed"].nunique()),
-                     "kind": kind, "loss": float(g["loss"].median()), "lo": float(g["lo"].median()),
-                     "hi": float(g["hi"].median()),
-                     "spread": float(measured.max() - measured.min()) if len(measured) >= 2 else math.nan,
-                     "in_fit": True})
+        rows.append(
+            {
+                **dict(zip(["arch", "label", "N", "subset", "D", "hours"], key)),
+                "seeds": int(g["seed"].nunique()),
+                "kind": kind,
+                "loss": float(g["loss"].median()),
+                "lo": float(g["lo"].median()),
+                "hi": float(g["hi"].median()),
+                "spread": float(measured.max() - measured.min()) if len(measured) >= 2 else math.nan,
+                "in_fit": True,
+            }
+        )
     return pd.DataFrame(rows, columns=cols).sort_values(["arch", "N", "D"]).reset_index(drop=True)
 
 

@@ -1,7 +1,7 @@
 """Frontier pruning: learning curves in, stop/continue decisions out (no Ray, no Lightning).
 
 A scaling study wants every run's curve *where it lies on the lower envelope*
-of dev loss against training compute (DESIGN.md, "Pruning: why the frontier,
+of dev loss against training compute (docs/sweep.md, "Pruning: the frontier,
 not the best run"). The envelope seen by run r at compute C is
 
     E_r(C) = the best dev loss any *other* run has reached with <= C compute.
@@ -89,8 +89,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -168,8 +169,9 @@ class PolicyConfig:
         check(self.calibrate_min >= 1, "calibrate_min", f"must be positive, got {self.calibrate_min}")
         check(self.twin_tol >= 0, "twin_tol", f"must be >= 0, got {self.twin_tol}")
         check(self.twin_points >= 1, "twin_points", f"must be at least 1, got {self.twin_points}")
-        check(0.0 < self.twin_min_fraction < 1.0, "twin_min_fraction",
-              f"must be in (0, 1), got {self.twin_min_fraction}")
+        check(
+            0.0 < self.twin_min_fraction < 1.0, "twin_min_fraction", f"must be in (0, 1), got {self.twin_min_fraction}"
+        )
         check(0.0 <= self.calibrate_floor <= 1.0, "calibrate_floor", f"must be in [0, 1], got {self.calibrate_floor}")
 
     def earliest_stop(self, has_twins: bool) -> float:
@@ -235,10 +237,15 @@ class Decision:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Decision":
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: (math.nan if v is None and k not in ("run_id", "action", "reason", "twin") else v)
-                      for k, v in data.items() if k in known})
+        return cls(
+            **{
+                k: (math.nan if v is None and k not in ("run_id", "action", "reason", "twin") else v)
+                for k, v in data.items()
+                if k in known
+            }
+        )
 
 
 class Envelope:
@@ -286,10 +293,10 @@ def default_extrapolator(x: np.ndarray, y: np.ndarray, targets: np.ndarray, leve
 class FrontierPolicy:
     """Holds the learning curves of a sweep and decides, run by run, whether to stop.
 
-        policy = FrontierPolicy(PolicyConfig(min_fraction=0.25))
-        policy.register("lstm-w32-d2-d7-s0", planned=4.2e12)
-        policy.observe("lstm-w32-d2-d7-s0", compute=1.1e12, loss=0.61)
-        decision = policy.decide("lstm-w32-d2-d7-s0")   # Decision(action="continue", reason=..., ...)
+    policy = FrontierPolicy(PolicyConfig(min_fraction=0.25))
+    policy.register("lstm-w32-d2-d7-s0", planned=4.2e12)
+    policy.observe("lstm-w32-d2-d7-s0", compute=1.1e12, loss=0.61)
+    decision = policy.decide("lstm-w32-d2-d7-s0")   # Decision(action="continue", reason=..., ...)
     """
 
     def __init__(self, config: PolicyConfig | None = None, extrapolate: Extrapolator | None = None):
@@ -306,8 +313,14 @@ class FrontierPolicy:
         self.scores: dict[str, dict[str, list[tuple[float, float]]]] = {}  # finished run -> pool -> (fraction, u)
 
     # ----- state ---------------------------------------------------------------------------
-    def register(self, run_id: str, planned: float, cooldown_start: float | None = None,
-                 group: str | None = None, twins: tuple[str, ...] | list[str] = ()) -> None:
+    def register(
+        self,
+        run_id: str,
+        planned: float,
+        cooldown_start: float | None = None,
+        group: str | None = None,
+        twins: tuple[str, ...] | list[str] = (),
+    ) -> None:
         """planned: the run's planned compute; cooldown_start: fraction of it where its learning
         rate starts to decay for good (wsd: 1 - decay; cosine: its warmup; None: no cooldown);
         group: its architecture (with envelope "arch", runs are compared within their group);
@@ -451,8 +464,8 @@ class FrontierPolicy:
             if gaps is None:
                 continue
             for j in range(k - 1, len(c) - 1):
-                if c[j] >= self.config.twin_min_fraction * planned and np.any(gaps[j + 1:] <= 0):
-                    worst = max(worst, float(np.min(gaps[j - k + 1: j + 1])))
+                if c[j] >= self.config.twin_min_fraction * planned and np.any(gaps[j + 1 :] <= 0):
+                    worst = max(worst, float(np.min(gaps[j - k + 1 : j + 1])))
         self.twin_reversals[run_id] = worst
 
     def twin_tol(self) -> float:
@@ -526,14 +539,18 @@ class FrontierPolicy:
             d.reason = "no planned budget registered"
             return d
         has_twins = cfg.twins and bool(self.twins.get(run_id))
-        early = (f"at {d.fraction:.0%} of its budget, before the minimum {cfg.min_fraction:.0%}"
-                 + (f" ({cfg.twin_min_fraction:.0%} for its twins)" if has_twins else ""))
+        early = f"at {d.fraction:.0%} of its budget, before the minimum {cfg.min_fraction:.0%}" + (
+            f" ({cfg.twin_min_fraction:.0%} for its twins)" if has_twins else ""
+        )
         if d.fraction < cfg.earliest_stop(has_twins):
             d.reason = early
             return d
         if env.empty:
-            d.reason = ("no other run of its architecture has reported yet: no envelope" if cfg.envelope == "arch"
-                        else "no other run has reported yet: no envelope")
+            d.reason = (
+                "no other run of its architecture has reported yet: no envelope"
+                if cfg.envelope == "arch"
+                else "no other run has reported yet: no envelope"
+            )
             return d
         if d.best <= d.envelope_now * (1.0 + cfg.margin):
             d.reason = "on the frontier now (best so far <= envelope)"
@@ -545,9 +562,11 @@ class FrontierPolicy:
         dominated = self.behind_twin(run_id, c, best_so_far) if twin_time else None
         if dominated:
             d.action, (d.twin, d.twin_gap, d.twin_tol) = "stop", dominated
-            d.reason = (f"behind its larger twin {d.twin} by {d.twin_gap:.1%}+ at equal compute: the same recipe "
-                        f"on more data, at its last {cfg.twin_points} evaluations (tolerance {d.twin_tol:.1%}); "
-                        f"it stays at or above that run")
+            d.reason = (
+                f"behind its larger twin {d.twin} by {d.twin_gap:.1%}+ at equal compute: the same recipe "
+                f"on more data, at its last {cfg.twin_points} evaluations (tolerance {d.twin_tol:.1%}); "
+                f"it stays at or above that run"
+            )
             self.stopped[run_id] = d
             return d
         if d.fraction < cfg.min_fraction:
@@ -558,10 +577,14 @@ class FrontierPolicy:
             return d
 
         # the rest of the budget: a log grid plus every point where the envelope steps down
-        targets = np.unique(np.concatenate([
-            np.geomspace(d.compute, planned, cfg.grid),
-            env.breakpoints(d.compute, planned),
-        ]))
+        targets = np.unique(
+            np.concatenate(
+                [
+                    np.geomspace(d.compute, planned, cfg.grid),
+                    env.breakpoints(d.compute, planned),
+                ]
+            )
+        )
         rising = self._rising(l, best_so_far)
         if rising:
             # past its best: more training has made it worse; what it can still reach is what it
@@ -600,8 +623,12 @@ class FrontierPolicy:
         if np.all(gap > 0):
             d.action = "stop"
             d.reason = (
-                (f"past its best (dev loss {cfg.overfit_tol:.0%}+ above its minimum for the last {rising} "
-                 f"evaluations) and " if rising else "")
+                (
+                    f"past its best (dev loss {cfg.overfit_tol:.0%}+ above its minimum for the last {rising} "
+                    f"evaluations) and "
+                    if rising
+                    else ""
+                )
                 + f"predicted to stay above the frontier: at the end lower bound {d.bound_end:.4f} "
                 f"vs envelope {d.envelope_end:.4f}; closest at {d.gap_at / planned:.0%} of budget "
                 f"(gap {d.min_gap:+.4f})"

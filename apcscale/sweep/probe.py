@@ -36,10 +36,20 @@ class ProbeResult:
 def _probe_key(model: dict, feature_dim: int, stream: dict, device: str, threads: int, data_tag: str) -> str:
     import torch
 
-    ident = json.dumps({"model": {k: model.get(k) for k in ("arch", "width", "depth", "heads", "ff_mult")},
-                        "F": feature_dim, "stream": stream, "device": device, "threads": threads,
-                        "torch": torch.__version__, "host": socket.gethostname(), "cpu": platform.processor(),
-                        "data": data_tag}, sort_keys=True)
+    ident = json.dumps(
+        {
+            "model": {k: model.get(k) for k in ("arch", "width", "depth", "heads", "ff_mult")},
+            "F": feature_dim,
+            "stream": stream,
+            "device": device,
+            "threads": threads,
+            "torch": torch.__version__,
+            "host": socket.gethostname(),
+            "cpu": platform.processor(),
+            "data": data_tag,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
@@ -71,7 +81,7 @@ def sample_batches(manifest: Path, subset: str, stream: dict, n: int = 24) -> tu
     finally:
         dm.teardown("fit")
     skip = min(4, len(stamps) - 2)  # the first batches also fill the shuffle buffer
-    seconds_per_frame = (stamps[-1] - stamps[skip]) / max(sum(frames[skip + 1:]), 1) if len(stamps) > 2 else 0.0
+    seconds_per_frame = (stamps[-1] - stamps[skip]) / max(sum(frames[skip + 1 :]), 1) if len(stamps) > 2 else 0.0
     return batches[:8], seconds_per_frame, executed / max(sum(frames), 1)
 
 
@@ -91,8 +101,9 @@ def _sample_readable(manifest: Path, subsets: list[str], stream: dict, log) -> t
     raise last
 
 
-def probe_throughput(model: dict, feature_dim: int, batches: list[dict], *, steps: int, threads: int,
-                     device: str = "cpu") -> ProbeResult:
+def probe_throughput(
+    model: dict, feature_dim: int, batches: list[dict], *, steps: int, threads: int, device: str = "cpu"
+) -> ProbeResult:
     """Frames per second of training steps (forward, backward, AdamW) and of evaluation."""
     import torch
 
@@ -142,7 +153,6 @@ def probe_throughput(model: dict, feature_dim: int, batches: list[dict], *, step
         torch.set_num_threads(previous)
 
 
-
 def _local_gpus() -> float:
     try:
         import torch
@@ -152,8 +162,18 @@ def _local_gpus() -> float:
         return 0.0
 
 
-def estimate_seconds(recipe: SweepRecipe, manifest: Path, runs: list[PlannedRun], feature_dim: int, dev: dict,
-                     subsets_info: dict, *, probe: bool, probe_fn=None, log=print) -> dict[str, Any]:
+def estimate_seconds(
+    recipe: SweepRecipe,
+    manifest: Path,
+    runs: list[PlannedRun],
+    feature_dim: int,
+    dev: dict,
+    subsets_info: dict,
+    *,
+    probe: bool,
+    probe_fn=None,
+    log=print,
+) -> dict[str, Any]:
     """Fill each run's est_seconds from the throughput probe (or a FLOP-rate guess without one)."""
     d = recipe.data
     largest = list(subsets_info)[-1]
@@ -174,8 +194,12 @@ def estimate_seconds(recipe: SweepRecipe, manifest: Path, runs: list[PlannedRun]
     executed = cache.get(data_key, {}).get("executed_per_counted")
     if probe and (data_key not in cache or executed is None):
         batches, data_s_per_frame, executed = _sample_readable(manifest, list(subsets_info)[::-1], stream, log)
-        cache[data_key] = {"seconds_per_frame": data_s_per_frame, "executed_per_counted": executed,
-                           "label": "data stream", "when": time.time()}
+        cache[data_key] = {
+            "seconds_per_frame": data_s_per_frame,
+            "executed_per_counted": executed,
+            "label": "data stream",
+            "when": time.time(),
+        }
     info["data_seconds_per_frame"] = data_s_per_frame
     info["executed_per_counted"] = executed  # padding: frames computed on per frame counted (None: not probed)
     info["batching"] = {k: stream[k] for k in ("batching", "batch_size", "batch_frames")}
@@ -191,10 +215,22 @@ def estimate_seconds(recipe: SweepRecipe, manifest: Path, runs: list[PlannedRun]
                 if batches is None:
                     batches, _, _ = sample_batches(manifest, largest, stream)
                 fn = probe_fn or probe_throughput
-                rates[key] = fn(r.recipe["model"], feature_dim, batches, steps=recipe.plan.probe_steps,
-                                threads=threads, device=device)
-                cache[key] = {"train": rates[key].train_frames_per_s, "eval": rates[key].eval_frames_per_s,
-                              "device": device, "threads": threads, "label": r.label, "when": time.time()}
+                rates[key] = fn(
+                    r.recipe["model"],
+                    feature_dim,
+                    batches,
+                    steps=recipe.plan.probe_steps,
+                    threads=threads,
+                    device=device,
+                )
+                cache[key] = {
+                    "train": rates[key].train_frames_per_s,
+                    "eval": rates[key].eval_frames_per_s,
+                    "device": device,
+                    "threads": threads,
+                    "label": r.label,
+                    "when": time.time(),
+                }
             else:
                 # no probe: assume a modest 2 GFLOP/s per thread on CPU (a stated guess, not a measurement)
                 flops_rate = 2e9 * threads if device == "cpu" else 5e12
@@ -204,11 +240,18 @@ def estimate_seconds(recipe: SweepRecipe, manifest: Path, runs: list[PlannedRun]
         n_evals = len(evaluation_points(max(1, r.planned_frames), from_dict(EvalConfig, r.recipe["eval"])))
         scale = max(1, r.workers) if r.gpus > 0 or r.workers > 1 else 1
         loading = data_s_per_frame if int(r.recipe["data"].get("num_workers", 0)) == 0 else 0.0
-        r.est_seconds = (r.planned_frames * (1.0 / (p.train_frames_per_s * scale) + loading)
-                         + n_evals * (dev_frames / p.eval_frames_per_s + recipe.plan.eval_overhead_s)
-                         + recipe.plan.trial_overhead_s)
-        info["sizes"][r.label] = {"train_frames_per_s": p.train_frames_per_s, "eval_frames_per_s": p.eval_frames_per_s,
-                                  "device": p.device, "threads": p.threads, "cached": p.cached}
+        r.est_seconds = (
+            r.planned_frames * (1.0 / (p.train_frames_per_s * scale) + loading)
+            + n_evals * (dev_frames / p.eval_frames_per_s + recipe.plan.eval_overhead_s)
+            + recipe.plan.trial_overhead_s
+        )
+        info["sizes"][r.label] = {
+            "train_frames_per_s": p.train_frames_per_s,
+            "eval_frames_per_s": p.eval_frames_per_s,
+            "device": p.device,
+            "threads": p.threads,
+            "cached": p.cached,
+        }
     info["seconds"] = time.perf_counter() - started
     info["probed"] = bool(probe)
     info["trial_overhead_s"] = recipe.plan.trial_overhead_s
@@ -221,7 +264,6 @@ def estimate_seconds(recipe: SweepRecipe, manifest: Path, runs: list[PlannedRun]
         except OSError:
             pass
     return info
-
 
 
 __all__ = ["ProbeResult", "probe_throughput", "estimate_seconds", "sample_batches"]

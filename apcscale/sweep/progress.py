@@ -24,8 +24,16 @@ from rich.text import Text
 from apcscale.sweep.board import SweepBoard
 from apcscale.sweep.display import _si, fmt_seconds
 
-STYLE = {"planned": "dim", "queued": "dim", "running": "cyan", "finished": "green", "pruned": "yellow",
-         "failed": "red", "interrupted": "yellow", "backlog": "dim italic"}
+STYLE = {
+    "planned": "dim",
+    "queued": "dim",
+    "running": "cyan",
+    "finished": "green",
+    "pruned": "yellow",
+    "failed": "red",
+    "interrupted": "yellow",
+    "backlog": "dim italic",
+}
 
 
 def _bar(frac: float, width: int = 12) -> str:
@@ -53,8 +61,10 @@ def _ordered(board: SweepBoard) -> list[str]:
     """Running and queued runs first, then the ones that ended (latest first), then the rest in plan order."""
     runs = board.runs
     active = [r for r in runs if runs[r].status in ("running", "queued")]
-    ended = sorted((r for r in runs if runs[r].status in ("finished", "pruned", "failed")),
-                   key=lambda r: -(runs[r].ended or runs[r].started or 0.0))
+    ended = sorted(
+        (r for r in runs if runs[r].status in ("finished", "pruned", "failed")),
+        key=lambda r: -(runs[r].ended or runs[r].started or 0.0),
+    )
     rest = [r for r in runs if r not in active and r not in ended]
     return active + ended + rest
 
@@ -66,24 +76,40 @@ def render(board: SweepBoard, title: str, max_rows: int = 40, events: int = 4, w
     head = Text.assemble(
         (f"{title}  ", "bold"),
         (f"{fmt_seconds(board.elapsed())}  ", ""),
-        (f"{counts['finished']} finished", "green"), ", ",
-        (f"{counts['pruned']} pruned", "yellow"), ", ",
-        (f"{counts['failed']} failed", "red"), ", ",
-        (f"{counts['running']} running", "cyan"), ", ",
+        (f"{counts['finished']} finished", "green"),
+        ", ",
+        (f"{counts['pruned']} pruned", "yellow"),
+        ", ",
+        (f"{counts['failed']} failed", "red"),
+        ", ",
+        (f"{counts['running']} running", "cyan"),
+        ", ",
         f"{counts['planned'] + counts['queued']} to go",
         (f" (+{counts['backlog']} in backlog)" if counts["backlog"] else ""),
         f"   compute {_si(spent)}FLOP of {_si(planned)}FLOP planned",
     )
     table = Table(header_style="bold", pad_edge=False, box=None, show_edge=False)
     width = max((len(r) for r in board.runs), default=8)
-    for col, kw in (("run", {"no_wrap": True, "min_width": width}), ("N", {"justify": "right", "no_wrap": True}),
-                    ("D", {"justify": "right", "no_wrap": True}), ("status", {"no_wrap": True}),
-                    ("progress", {"no_wrap": True, "min_width": 17}), ("FLOPs", {"justify": "right", "no_wrap": True}),
-                    ("dev loss", {"justify": "right", "no_wrap": True}), ("best", {"justify": "right", "no_wrap": True}),
-                    ("predicted end [band]", {"justify": "right", "no_wrap": True}),
-                    ("time", {"justify": "right", "no_wrap": True}),
-                    ("decision", {"overflow": "ellipsis", "no_wrap": True,
-                                  "max_width": max(20, width - 108 - max((len(r) for r in board.runs), default=8))})):
+    for col, kw in (
+        ("run", {"no_wrap": True, "min_width": width}),
+        ("N", {"justify": "right", "no_wrap": True}),
+        ("D", {"justify": "right", "no_wrap": True}),
+        ("status", {"no_wrap": True}),
+        ("progress", {"no_wrap": True, "min_width": 17}),
+        ("FLOPs", {"justify": "right", "no_wrap": True}),
+        ("dev loss", {"justify": "right", "no_wrap": True}),
+        ("best", {"justify": "right", "no_wrap": True}),
+        ("predicted end [band]", {"justify": "right", "no_wrap": True}),
+        ("time", {"justify": "right", "no_wrap": True}),
+        (
+            "decision",
+            {
+                "overflow": "ellipsis",
+                "no_wrap": True,
+                "max_width": max(20, width - 108 - max((len(r) for r in board.runs), default=8)),
+            },
+        ),
+    ):
         table.add_column(col, **kw)
     order = list(board.runs) if max_rows >= len(board.runs) else _ordered(board)
     shown = order[:max_rows]
@@ -97,10 +123,17 @@ def render(board: SweepBoard, title: str, max_rows: int = 40, events: int = 4, w
         decision = _short(st.decision.get("reason", "")) if st.decision else ""
         elapsed = float(last.get("wall_time", math.nan) or math.nan)
         table.add_row(
-            run_id, _si(meta["N"]), _si(meta["D"]), Text(st.status, style=STYLE.get(st.status, "")),
+            run_id,
+            _si(meta["N"]),
+            _si(meta["D"]),
+            Text(st.status, style=STYLE.get(st.status, "")),
             f"{_bar(frac)} {frac:4.0%}" if math.isfinite(frac) and st.status != "planned" else "",
-            _si(st.compute) if st.compute else "-", _num(last.get("dev_loss")), _num(last.get("best_dev_loss")),
-            pred, fmt_seconds(elapsed) if math.isfinite(elapsed) else "-", decision,
+            _si(st.compute) if st.compute else "-",
+            _num(last.get("dev_loss")),
+            _num(last.get("best_dev_loss")),
+            pred,
+            fmt_seconds(elapsed) if math.isfinite(elapsed) else "-",
+            decision,
             style="dim" if st.status in ("planned", "backlog") else None,
         )
     if len(shown) < len(order):
@@ -114,8 +147,9 @@ def render(board: SweepBoard, title: str, max_rows: int = 40, events: int = 4, w
 class SweepProgress(Callback):
     """A ray.tune Callback: live table on a terminal, one line per event otherwise."""
 
-    def __init__(self, board: SweepBoard, sweep_dir: str | Path, title: str, live: bool | None = None,
-                 refresh_s: float = 0.5):
+    def __init__(
+        self, board: SweepBoard, sweep_dir: str | Path, title: str, live: bool | None = None, refresh_s: float = 0.5
+    ):
         self.board = board
         self.sweep_dir = Path(sweep_dir)
         self.title = title
@@ -143,9 +177,17 @@ class SweepProgress(Callback):
 
     def start(self) -> None:
         if self._is_live() and self._live is None:
-            self._live = Live(render(self.board, self.title, max_rows=max(5, self.console.size.height - 10),
-                                     width=self.console.size.width),
-                              console=self.console, refresh_per_second=4, transient=False)
+            self._live = Live(
+                render(
+                    self.board,
+                    self.title,
+                    max_rows=max(5, self.console.size.height - 10),
+                    width=self.console.size.width,
+                ),
+                console=self.console,
+                refresh_per_second=4,
+                transient=False,
+            )
             self._live.start()
 
     def stop(self) -> None:
@@ -166,8 +208,13 @@ class SweepProgress(Callback):
     def _say(self, line: str, style: str = "") -> None:
         self.board.event(line)
         if self._live is None:
-            self.console.print(f"[{time.strftime('%H:%M:%S')}] {line}", style=style or None, highlight=False,
-                               soft_wrap=True, markup=False)
+            self.console.print(
+                f"[{time.strftime('%H:%M:%S')}] {line}",
+                style=style or None,
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
 
     # ----- Tune hooks -----
     def setup(self, **info) -> None:
@@ -183,9 +230,13 @@ class SweepProgress(Callback):
             self._say(f"{run_id} had {ended} before the interruption: its result is recorded again, not retrained")
         elif run_id and self._live is None:
             meta = self.board.meta[run_id]
-            self.console.print(f"[{time.strftime('%H:%M:%S')}] start {run_id} (N {_si(meta['N'])}, "
-                               f"D {_si(meta['D'])} frames, {_si(meta['planned_flops'])}FLOP planned)", highlight=False,
-                               soft_wrap=True, markup=False)
+            self.console.print(
+                f"[{time.strftime('%H:%M:%S')}] start {run_id} (N {_si(meta['N'])}, "
+                f"D {_si(meta['D'])} frames, {_si(meta['planned_flops'])}FLOP planned)",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.board.on_result(trial.trial_id, result)
@@ -200,8 +251,11 @@ class SweepProgress(Callback):
             st.rereported = False
         elif st.status == "pruned":
             self.board.on_end(run_id, "pruned")
-            self._say(f"pruned {run_id} at {_num(self.board.progress(run_id), '.0%')} of its budget: "
-                      f"{st.decision.get('reason', '')}", "yellow")
+            self._say(
+                f"pruned {run_id} at {_num(self.board.progress(run_id), '.0%')} of its budget: "
+                f"{st.decision.get('reason', '')}",
+                "yellow",
+            )
         else:
             status, error = _run_status(self.sweep_dir / "runs" / run_id)
             self.board.on_end(run_id, status)
@@ -212,8 +266,11 @@ class SweepProgress(Callback):
             elif status == "pruned":
                 self._say(f"pruned {run_id}: {error}", "yellow")
             else:
-                self._say(f"finished {run_id}: dev loss {_num(st.last.get('dev_loss'))} "
-                          f"(best {_num(st.last.get('best_dev_loss', st.last.get('dev_loss')))})", "green")
+                self._say(
+                    f"finished {run_id}: dev loss {_num(st.last.get('dev_loss'))} "
+                    f"(best {_num(st.last.get('best_dev_loss', st.last.get('dev_loss')))})",
+                    "green",
+                )
         self._draw(force=True)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
@@ -225,8 +282,10 @@ class SweepProgress(Callback):
         if run_id:
             self.board.on_end(run_id, "failed")
             where = getattr(trial, "error_file", None)
-            self._say(f"failed {run_id} after retries: {_first_line(trial)}"
-                      + (f" (traceback: {where})" if where else ""), "red")
+            self._say(
+                f"failed {run_id} after retries: {_first_line(trial)}" + (f" (traceback: {where})" if where else ""),
+                "red",
+            )
         self._draw(force=True)
 
     def on_experiment_end(self, trials, **info) -> None:

@@ -67,10 +67,16 @@ class GridConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
 
     def validate(self) -> None:
-        check(bool(self.models), "models", "name at least one architecture with its sizes, e.g. {lstm: [{width: 64, depth: 2}]}")
+        check(
+            bool(self.models),
+            "models",
+            "name at least one architecture with its sizes, e.g. {lstm: [{width: 64, depth: 2}]}",
+        )
         for arch, ladder in self.models.items():
             if arch not in ARCHITECTURES:
-                raise RecipeError(f"models.{arch}", f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+                raise RecipeError(
+                    f"models.{arch}", f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})"
+                )
             if ladder == "auto":
                 continue
             check(len(ladder) >= 1, f"models.{arch}", "the size ladder is empty")
@@ -110,9 +116,14 @@ class Rule:
         for key in self.set:
             section = str(key).split(".", 1)[0]
             if "." not in str(key) or section not in RULE_SECTIONS:
-                raise RecipeError(f"set.{key}", f"expected section.field with section one of {', '.join(RULE_SECTIONS)}")
-            check(not str(key).startswith("data.subset") and not str(key).startswith("model.arch"),
-                  f"set.{key}", "the grid decides a run's subset and architecture")
+                raise RecipeError(
+                    f"set.{key}", f"expected section.field with section one of {', '.join(RULE_SECTIONS)}"
+                )
+            check(
+                not str(key).startswith("data.subset") and not str(key).startswith("model.arch"),
+                f"set.{key}",
+                "the grid decides a run's subset and architecture",
+            )
 
     def matches(self, point: dict[str, Any]) -> bool:
         for key, want in self.match.items():
@@ -133,7 +144,7 @@ class Rule:
 class ComputeBudget:
     """The whole sweep's budget; any of the three (none: the whole grid runs).
 
-    flops: training FLOPs summed over runs (counted analytically, DESIGN.md "Counting").
+    flops: training FLOPs summed over runs (counted analytically, docs/models.md "Counting").
     gpu_hours / cpu_hours: estimated seconds of each run x GPUs (CPUs) it holds.
     """
 
@@ -164,7 +175,11 @@ class Resources:
     def validate(self) -> None:
         check(self.cpus > 0, "cpus", f"must be positive, got {self.cpus}")
         check(self.gpus >= 0, "gpus", f"must be >= 0, got {self.gpus}")
-        check(self.gpus <= 1 or float(self.gpus).is_integer(), "gpus", f"more than one GPU must be a whole number, got {self.gpus}")
+        check(
+            self.gpus <= 1 or float(self.gpus).is_integer(),
+            "gpus",
+            f"more than one GPU must be a whole number, got {self.gpus}",
+        )
         check(self.workers >= 1, "workers", f"must be at least 1, got {self.workers}")
         check(self.workers == 1 or self.gpus in (0, 1), "gpus", "a DDP run (workers > 1) uses 0 or 1 GPU per worker")
 
@@ -278,21 +293,29 @@ class SweepRecipe:
     output_dir: str = "sweeps"
 
     def validate(self) -> None:
-        check(self.name is None or (bool(self.name) and "/" not in self.name), "name",
-              f"must be a non-empty name without '/' (or null: from the corpus), got {self.name!r}")
+        check(
+            self.name is None or (bool(self.name) and "/" not in self.name),
+            "name",
+            f"must be a non-empty name without '/' (or null: from the corpus), got {self.name!r}",
+        )
         try:  # a recipe without a grid section gets the default (empty) one, which from_dict never checked
             self.grid.validate()
         except RecipeError as exc:
             raise exc.at(parent="grid") from None
         check(self.data.subset is None, "data.subset", "set the subsets in grid.subsets")
-        check(self.trainer.devices in (1, "1", "auto"), "trainer.devices",
-              "a sweep trial trains on the devices its resources give it; set resources.gpus/workers instead")
+        check(
+            self.trainer.devices in (1, "1", "auto"),
+            "trainer.devices",
+            "a sweep trial trains on the devices its resources give it; set resources.gpus/workers instead",
+        )
 
     @property
     def sweep_dir(self) -> Path:
         if self.name is None:
-            raise RecipeError("name", "the study has no name yet (name: null takes it from the corpus: "
-                                      "apcscale.sweep.design.study_name)")
+            raise RecipeError(
+                "name",
+                "the study has no name yet (name: null takes it from the corpus: apcscale.sweep.design.study_name)",
+            )
         return Path(self.output_dir) / self.name
 
     @property
@@ -306,5 +329,18 @@ def load_sweep_recipe(path: str | Path, overrides: list[str] | None = None) -> S
     return load_recipe(SweepRecipe, path, overrides)
 
 
-__all__ = ["SweepRecipe", "GridConfig", "SizeSpec", "Rule", "ComputeBudget", "Resources", "PruningConfig",
-           "AshaConfig", "RayConfig", "PlanConfig", "ModelDefaults", "load_sweep_recipe", "RULE_SECTIONS"]
+__all__ = [
+    "SweepRecipe",
+    "GridConfig",
+    "SizeSpec",
+    "Rule",
+    "ComputeBudget",
+    "Resources",
+    "PruningConfig",
+    "AshaConfig",
+    "RayConfig",
+    "PlanConfig",
+    "ModelDefaults",
+    "load_sweep_recipe",
+    "RULE_SECTIONS",
+]

@@ -67,35 +67,57 @@ class ReplayResult:
             f"same minimum fractions, once it never again reaches the envelope): {self.hindsight:.1%}",
         ]
         if "alpha" in ff and "alpha" in fr:
-            lines.append(f"  frontier alpha_C {ff['alpha']:.4f} -> {fr['alpha']:.4f} ({self.change('alpha'):+.1%}), "
-                         f"L_inf {ff['L_inf']:.4f} -> {fr['L_inf']:.4f} ({self.change('L_inf'):+.2%})")
+            lines.append(
+                f"  frontier alpha_C {ff['alpha']:.4f} -> {fr['alpha']:.4f} ({self.change('alpha'):+.1%}), "
+                f"L_inf {ff['L_inf']:.4f} -> {fr['L_inf']:.4f} ({self.change('L_inf'):+.2%})"
+            )
         else:
             lines.append(f"  frontier fit unavailable: {ff.get('error') or fr.get('error')}")
         for group, (full, kept) in self.by_group.items():
             if "alpha" in full and "alpha" in kept:
-                lines.append(f"  {group} frontier alpha_C {full['alpha']:.4f} -> {kept['alpha']:.4f} "
-                             f"({self.group_change(group, 'alpha'):+.1%}), L_inf {full['L_inf']:.4f} -> "
-                             f"{kept['L_inf']:.4f} ({self.group_change(group, 'L_inf'):+.2%})")
+                lines.append(
+                    f"  {group} frontier alpha_C {full['alpha']:.4f} -> {kept['alpha']:.4f} "
+                    f"({self.group_change(group, 'alpha'):+.1%}), L_inf {full['L_inf']:.4f} -> "
+                    f"{kept['L_inf']:.4f} ({self.group_change(group, 'L_inf'):+.2%})"
+                )
             else:
                 lines.append(f"  {group} frontier: not fitted ({full.get('error') or kept.get('error')})")
         for run_id, d in self.stops.items():
             lines.append(f"  stop {run_id} at {d['fraction']:.0%}: {d['reason']}")
         for w in self.wrong_stops:
-            lines.append(f"  WRONG STOP {w['run_id']}: its full curve reached {w['loss']:.4f} at C={w['compute']:.3g}, "
-                         f"below the envelope of the others ({w['envelope']:.4f})")
+            lines.append(
+                f"  WRONG STOP {w['run_id']}: its full curve reached {w['loss']:.4f} at C={w['compute']:.3g}, "
+                f"below the envelope of the others ({w['envelope']:.4f})"
+            )
         if not self.wrong_stops:
             lines.append("  no stopped run would have reached the final envelope")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         strip = lambda d: {k: v for k, v in d.items() if k not in ("fit", "frontier")}  # noqa: E731
-        return {"timeline": self.timeline, "config": self.config.__dict__, "stops": self.stops,
-                "spent_full": self.spent_full, "spent": self.spent, "saved_fraction": self.saved_fraction,
-                "frontier_full": strip(self.frontier_full), "frontier": strip(self.frontier),
-                "alpha_change": self.change("alpha"), "L_inf_change": self.change("L_inf"),
-                "by_group": {g: {"full": strip(f), "kept": strip(k), "alpha_change": self.group_change(g, "alpha"),
-                                 "L_inf_change": self.group_change(g, "L_inf")} for g, (f, k) in self.by_group.items()},
-                "hindsight_spend": self.hindsight, "wrong_stops": self.wrong_stops}
+        return {
+            "timeline": self.timeline,
+            "config": self.config.__dict__,
+            "stops": self.stops,
+            "spent_full": self.spent_full,
+            "spent": self.spent,
+            "saved_fraction": self.saved_fraction,
+            "frontier_full": strip(self.frontier_full),
+            "frontier": strip(self.frontier),
+            "alpha_change": self.change("alpha"),
+            "L_inf_change": self.change("L_inf"),
+            "by_group": {
+                g: {
+                    "full": strip(f),
+                    "kept": strip(k),
+                    "alpha_change": self.group_change(g, "alpha"),
+                    "L_inf_change": self.group_change(g, "L_inf"),
+                }
+                for g, (f, k) in self.by_group.items()
+            },
+            "hindsight_spend": self.hindsight,
+            "wrong_stops": self.wrong_stops,
+        }
 
 
 def hindsight_spend(points: pd.DataFrame, min_fraction: float | dict[str, float], per_arch: bool = True) -> float:
@@ -119,7 +141,7 @@ def hindsight_spend(points: pd.DataFrame, min_fraction: float | dict[str, float]
         stop = planned
         first = min_fraction.get(run_id, math.nan) if isinstance(min_fraction, dict) else min_fraction
         for j in np.flatnonzero(c >= first * planned):
-            if not below[j + 1:].any():  # nothing later reaches the envelope: stop here
+            if not below[j + 1 :].any():  # nothing later reaches the envelope: stop here
                 stop = float(c[j])
                 break
         spent += stop
@@ -142,11 +164,21 @@ def report_times(sweep_dir: Path) -> dict[tuple[str, float], float]:
     return out
 
 
-def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig | None = None, *,
-           timeline: str = "recorded", times: dict[tuple[str, float], float] | None = None,
-           cooldown: dict[str, float | None] | None = None, sizes: dict[str, float] | None = None,
-           groups: dict[str, str] | None = None, twins: dict[str, list[str]] | None = None, extrapolate=None,
-           bootstrap: int = 200, frozen_from: dict[str, float] | None = None) -> ReplayResult:
+def replay(
+    points: pd.DataFrame,
+    planned: dict[str, float],
+    config: PolicyConfig | None = None,
+    *,
+    timeline: str = "recorded",
+    times: dict[tuple[str, float], float] | None = None,
+    cooldown: dict[str, float | None] | None = None,
+    sizes: dict[str, float] | None = None,
+    groups: dict[str, str] | None = None,
+    twins: dict[str, list[str]] | None = None,
+    extrapolate=None,
+    bootstrap: int = 200,
+    frozen_from: dict[str, float] | None = None,
+) -> ReplayResult:
     """Replay the frontier policy over `points` (the tidy table: run_id, flops, dev_loss, wall_time).
 
     frozen_from: run id -> compute from which the live scheduler took no decision for it (its last
@@ -162,27 +194,36 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
         times = times or {}
         start: dict[str, float] = {}
         for run_id, df in pts.groupby("run_id", sort=False):
-            known = [times[(run_id, float(c))] - float(w) for c, w in zip(df["flops"], df["wall_time"])
-                     if (run_id, float(c)) in times]
+            known = [
+                times[(run_id, float(c))] - float(w)
+                for c, w in zip(df["flops"], df["wall_time"])
+                if (run_id, float(c)) in times
+            ]
             start[run_id] = float(np.median(known)) if known else math.nan
         # runs without report times keep their order in the table, after the ones with times
         fallback = max([v for v in start.values() if math.isfinite(v)], default=0.0)
-        pts["t"] = [times.get((r, float(c)), (start[r] if math.isfinite(start[r]) else fallback) + float(w))
-                    for r, c, w in zip(pts["run_id"], pts["flops"], pts["wall_time"])]
+        pts["t"] = [
+            times.get((r, float(c)), (start[r] if math.isfinite(start[r]) else fallback) + float(w))
+            for r, c, w in zip(pts["run_id"], pts["flops"], pts["wall_time"])
+        ]
         events = pts.sort_values(["t", "run_id"], kind="stable")
     elif timeline != "complete":
         raise ValueError(f"timeline must be 'recorded' or 'complete', got {timeline!r}")
 
     stops: dict[str, dict[str, Any]] = {}
     log: list[dict[str, Any]] = []
-    run_group = dict(groups) if groups is not None else (
-        dict(zip(pts["run_id"], pts["arch"])) if "arch" in pts else {})
+    run_group = dict(groups) if groups is not None else (dict(zip(pts["run_id"], pts["arch"])) if "arch" in pts else {})
 
     def new_policy() -> FrontierPolicy:
         p = FrontierPolicy(config, extrapolate=extrapolate)
         for run_id in pts["run_id"].unique():
-            p.register(run_id, planned[run_id], (cooldown or {}).get(run_id), run_group.get(run_id),
-                       (twins or {}).get(run_id, ()))
+            p.register(
+                run_id,
+                planned[run_id],
+                (cooldown or {}).get(run_id),
+                run_group.get(run_id),
+                (twins or {}).get(run_id, ()),
+            )
         return p
 
     if timeline == "recorded":
@@ -225,7 +266,8 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
         if len(ids) >= 2 and len(set(run_group.values())) > 1:
             by_group[group] = (
                 frontier_fit({k: v for k, v in full_curves.items() if k in ids}, sizes=sizes, bootstrap=bootstrap),
-                frontier_fit({k: v for k, v in kept_curves.items() if k in ids}, sizes=sizes, bootstrap=bootstrap))
+                frontier_fit({k: v for k, v in kept_curves.items() if k in ids}, sizes=sizes, bootstrap=bootstrap),
+            )
 
     wrong = []
     for run_id, d in stops.items():
@@ -238,16 +280,33 @@ def replay(points: pd.DataFrame, planned: dict[str, float], config: PolicyConfig
             gap = later["dev_loss"].to_numpy(float) - env(later["flops"].to_numpy(float))
             i = int(np.argmin(gap))
             if gap[i] < 0:
-                wrong.append({"run_id": run_id, "compute": float(later["flops"].iloc[i]),
-                              "loss": float(later["dev_loss"].iloc[i]), "envelope": float(later["dev_loss"].iloc[i] - gap[i]),
-                              "below_by": float(-gap[i])})
-    return ReplayResult(config=config, timeline=timeline, stops=stops, spent_full=spent_full, spent=spent,
-                        frontier_full=fr_full, frontier=fr_kept, wrong_stops=wrong, decisions=log, by_group=by_group,
-                        hindsight=hindsight_spend(pts, earliest, config.envelope == "arch"))
+                wrong.append(
+                    {
+                        "run_id": run_id,
+                        "compute": float(later["flops"].iloc[i]),
+                        "loss": float(later["dev_loss"].iloc[i]),
+                        "envelope": float(later["dev_loss"].iloc[i] - gap[i]),
+                        "below_by": float(-gap[i]),
+                    }
+                )
+    return ReplayResult(
+        config=config,
+        timeline=timeline,
+        stops=stops,
+        spent_full=spent_full,
+        spent=spent,
+        frontier_full=fr_full,
+        frontier=fr_kept,
+        wrong_stops=wrong,
+        decisions=log,
+        by_group=by_group,
+        hindsight=hindsight_spend(pts, earliest, config.envelope == "arch"),
+    )
 
 
-def replay_sweep(sweep_dir: str | Path, config: PolicyConfig | None = None, *, timeline: str = "recorded",
-                 bootstrap: int = 200) -> ReplayResult:
+def replay_sweep(
+    sweep_dir: str | Path, config: PolicyConfig | None = None, *, timeline: str = "recorded", bootstrap: int = 200
+) -> ReplayResult:
     """Replay over a sweep directory (best one run with pruning off)."""
     from apcscale.sweep.tables import load_tables
 
@@ -258,8 +317,17 @@ def replay_sweep(sweep_dir: str | Path, config: PolicyConfig | None = None, *, t
     everything = [*plan.runs, *plan.backlog]
     planned = {r.run_id: r.planned_flops for r in everything}
     cooldown = {r.run_id: cooldown_start(r.recipe) for r in everything}
-    return replay(points, planned, config, timeline=timeline, times=report_times(sweep_dir), cooldown=cooldown,
-                  twins=plan_twins(plan), bootstrap=bootstrap, frozen_from=frozen_from(points, runs))
+    return replay(
+        points,
+        planned,
+        config,
+        timeline=timeline,
+        times=report_times(sweep_dir),
+        cooldown=cooldown,
+        twins=plan_twins(plan),
+        bootstrap=bootstrap,
+        frozen_from=frozen_from(points, runs),
+    )
 
 
 def frozen_from(points: pd.DataFrame, runs: pd.DataFrame) -> dict[str, float]:

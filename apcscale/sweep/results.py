@@ -38,8 +38,15 @@ from typing import Any
 import pandas as pd
 
 from apcscale.sweep.figures import figure_baselines, plot_compute, plot_curves, plot_isoflop, plot_law
-from apcscale.sweep.fits import (_json_default, _jsonable_fit, frontier_fit, frontier_holdout, holdout_checks,
-                                 joint_fit, shared_floor)
+from apcscale.sweep.fits import (
+    _json_default,
+    _jsonable_fit,
+    frontier_fit,
+    frontier_holdout,
+    holdout_checks,
+    joint_fit,
+    shared_floor,
+)
 from apcscale.sweep.points import run_points, select
 from apcscale.sweep.report import write_report
 from apcscale.sweep.tables import FIT_STATUSES, POINT_COLUMNS, curves_of, load_tables  # noqa: F401 (re-exported)
@@ -82,8 +89,12 @@ def sweep_baselines(sweep_dir: Path, plan) -> dict[str, Any]:
     rec = runs[0].recipe
     subsets = sorted({r.subset for r in runs}, key=lambda s: next(r.D for r in runs if r.subset == s))
     try:
-        out = dev_baselines(plan.manifest, subsets, eval_crop_frames=int(rec["data"].get("eval_crop_frames", 2000)),
-                            time_shift=int(rec["model"].get("time_shift", 3)))
+        out = dev_baselines(
+            plan.manifest,
+            subsets,
+            eval_crop_frames=int(rec["data"].get("eval_crop_frames", 2000)),
+            time_shift=int(rec["model"].get("time_shift", 3)),
+        )
     except Exception as exc:  # the manifest moved: the report says so instead
         return {"error": f"{type(exc).__name__}: {exc}"}
     tmp = path.with_suffix(".tmp")
@@ -104,8 +115,14 @@ def add_margins(runs: pd.DataFrame, baselines: dict[str, Any]) -> pd.DataFrame:
     return runs
 
 
-def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: str | None = None,
-            plots: bool = True, bootstrap: int = 200) -> SweepResults:
+def collect(
+    sweep_dir: str | Path,
+    *,
+    wall_seconds: float | None = None,
+    mode: str | None = None,
+    plots: bool = True,
+    bootstrap: int = 200,
+) -> SweepResults:
     """Build (and write under <sweep>/results/) the tables, fits, checks, plots and report of a sweep."""
     sweep_dir = Path(sweep_dir)
     out = sweep_dir / "results"
@@ -114,10 +131,16 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
     baselines = sweep_baselines(sweep_dir, plan)
     runs = add_margins(runs, baselines)
     stop_cfg = ([*plan.runs, *plan.backlog][0].recipe.get("stopping") or {}) if plan.runs else {}
-    run_pts = run_points(runs, points, patience=int(stop_cfg.get("patience", 3)),
-                         min_delta=float(stop_cfg.get("min_delta", 0.002)))
-    runs = runs.merge(run_pts[["run_id", "kind", "loss", "lo", "hi"]].rename(
-        columns={"kind": "point", "loss": "point_loss", "lo": "point_lo", "hi": "point_hi"}), on="run_id", how="left")
+    run_pts = run_points(
+        runs, points, patience=int(stop_cfg.get("patience", 3)), min_delta=float(stop_cfg.get("min_delta", 0.002))
+    )
+    runs = runs.merge(
+        run_pts[["run_id", "kind", "loss", "lo", "hi"]].rename(
+            columns={"kind": "point", "loss": "point_loss", "lo": "point_lo", "hi": "point_hi"}
+        ),
+        on="run_id",
+        how="left",
+    )
     selection = select(run_pts)
     curves = curves_of(points[points["status"].isin(FIT_STATUSES)])  # no crashed or half-trained run
     sizes = dict(zip(runs["run_id"], runs["N"].astype(float)))
@@ -134,8 +157,9 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
         if "fit" in fits["joint"][arch]:
             fits["holdout"][arch] = holdout_checks(selection, arch, bootstrap=min(bootstrap, 100))
     fits["shared_floor"] = shared_floor(selection)
-    res = SweepResults(sweep_dir=sweep_dir, points=points, runs=runs, selection=selection, fits=fits,
-                       baselines=baselines)
+    res = SweepResults(
+        sweep_dir=sweep_dir, points=points, runs=runs, selection=selection, fits=fits, baselines=baselines
+    )
 
     points.to_csv(out / "points.csv", index=False)
     try:
@@ -148,7 +172,8 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
         "baselines": baselines,
         "frontier": {k: _jsonable_fit(v) for k, v in fits["frontier"].items()},
         "joint": {k: _jsonable_fit(v) for k, v in fits["joint"].items()},
-        "holdout": fits["holdout"], "frontier_holdout": fits["frontier_holdout"],
+        "holdout": fits["holdout"],
+        "frontier_holdout": fits["frontier_holdout"],
         "shared_floor": fits["shared_floor"],
     }
     if plots:
@@ -156,10 +181,12 @@ def collect(sweep_dir: str | Path, *, wall_seconds: float | None = None, mode: s
         for stem in ("curves", "compute", "isoflop", "law_nd"):  # none left from an earlier collect
             for ext in (".png", ".pdf"):
                 (out / f"{stem}{ext}").unlink(missing_ok=True)
-        drawn = [*plot_curves(points, runs, fits, out / "curves", plan.name, baselines=lines),
-                 *plot_compute(points, runs, fits, out / "compute", plan.name, baselines=lines),
-                 *plot_isoflop(points, out / "isoflop", plan.name, baselines=lines),
-                 *plot_law(selection, fits, out / "law_nd", plan.name, baselines=lines)]
+        drawn = [
+            *plot_curves(points, runs, fits, out / "curves", plan.name, baselines=lines),
+            *plot_compute(points, runs, fits, out / "compute", plan.name, baselines=lines),
+            *plot_isoflop(points, out / "isoflop", plan.name, baselines=lines),
+            *plot_law(selection, fits, out / "law_nd", plan.name, baselines=lines),
+        ]
         res.figures = [Path(f).stem for f in drawn if str(f).endswith(".png")]
     res.report = write_report(res, plan, decisions, wall_seconds=wall_seconds, mode=mode)
     payload["answer"] = res.answer

@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from apcscale.sweep.board import SweepBoard
 from apcscale.sweep.plan import Plan
@@ -65,16 +66,23 @@ class ClusterConnectionError(ConnectionError):
 def _auth_hint() -> str:
     """Why joining an existing cluster may fail on Ray's token authentication, and what to do."""
     if os.environ.get("RAY_AUTH_MODE") == "token":
-        return ("This driver sent Ray's auth token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token): "
-                "it must be the cluster's (`ray get-auth-token` on the head). ")
+        return (
+            "This driver sent Ray's auth token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token): "
+            "it must be the cluster's (`ray get-auth-token` on the head). "
+        )
     local = (Path.home() / ".ray" / "auth_token").is_file()
-    return ("If the cluster uses token authentication (since Ray 2.59 `ray start --head` turns it on where "
-            "~/.ray/auth_token exists), Ray sends a token to an address named explicitly only with "
-            "RAY_AUTH_MODE=token set: export RAY_AUTH_MODE=token"
-            + (" (this machine's ~/.ray/auth_token is sent; if it is not the cluster's, also export "
-               "RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>)" if local else
-               " and RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>")
-            + ", or run with --address auto on a node of the cluster. ")
+    return (
+        "If the cluster uses token authentication (since Ray 2.59 `ray start --head` turns it on where "
+        "~/.ray/auth_token exists), Ray sends a token to an address named explicitly only with "
+        "RAY_AUTH_MODE=token set: export RAY_AUTH_MODE=token"
+        + (
+            " (this machine's ~/.ray/auth_token is sent; if it is not the cluster's, also export "
+            "RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>)"
+            if local
+            else " and RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>"
+        )
+        + ", or run with --address auto on a node of the cluster. "
+    )
 
 
 def init_ray(recipe: SweepRecipe, address: str | None = None) -> dict[str, float]:
@@ -92,17 +100,20 @@ def init_ray(recipe: SweepRecipe, address: str | None = None) -> dict[str, float
         raise ClusterConnectionError(
             f"{address!r} is a Ray Client address, which this sweep does not use: run the sweep on a node of "
             f"the cluster (or in its `sweep` container) with --address auto or --address <head>:6379, with "
-            f"output_dir on storage every node sees. See docs/cluster.md.")
+            f"output_dir on storage every node sees. See docs/cluster.md."
+        )
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
-                                      logging_level=logging.WARNING, configure_logging=True)
+        kwargs: dict[str, Any] = dict(
+            include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, configure_logging=True
+        )
         if address:
             try:
                 ray.init(address=address, **kwargs)
             except ConnectionError as exc:
                 raise ClusterConnectionError(
                     f"could not connect to the Ray cluster at {address!r} ({exc}). Is it running (`ray status "
-                    f"--address={address}` on one of its nodes)? " + _auth_hint() + "See docs/cluster.md.") from exc
+                    f"--address={address}` on one of its nodes)? " + _auth_hint() + "See docs/cluster.md."
+                ) from exc
         else:
             # the project root on workers' sys.path too (a checkout run without `pip install -e .`)
             root = str(Path(__file__).resolve().parents[2])
@@ -131,20 +142,42 @@ def make_scheduler(recipe: SweepRecipe, plan: Plan, sweep_dir: Path, board: Swee
     cfg = recipe.pruning
     if pruning == "asha":
         flops = [r.planned_flops for r in plan.runs]
-        return LoggedASHA(sweep_dir=sweep_dir, planned=planned, board=board,
-                          grace_period=cfg.min_fraction * min(flops), max_t=max(flops),
-                          reduction_factor=cfg.asha.reduction_factor, brackets=cfg.asha.brackets)
+        return LoggedASHA(
+            sweep_dir=sweep_dir,
+            planned=planned,
+            board=board,
+            grace_period=cfg.min_fraction * min(flops),
+            max_t=max(flops),
+            reduction_factor=cfg.asha.reduction_factor,
+            brackets=cfg.asha.brackets,
+        )
     from apcscale.sweep.plan import cooldown_start, plan_twins
 
     cooldown = {r.run_id: cooldown_start(r.recipe) for r in [*plan.runs, *plan.backlog]}
     groups = {r.run_id: r.arch for r in [*plan.runs, *plan.backlog]}
-    return FrontierScheduler(cfg.policy_config(), sweep_dir=sweep_dir, planned=planned, cooldown=cooldown,
-                             groups=groups, twins=plan_twins(plan), prune=(pruning == "frontier"), board=board)
+    return FrontierScheduler(
+        cfg.policy_config(),
+        sweep_dir=sweep_dir,
+        planned=planned,
+        cooldown=cooldown,
+        groups=groups,
+        twins=plan_twins(plan),
+        prune=(pruning == "frontier"),
+        board=board,
+    )
 
 
-def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume: bool = False,
-              address: str | None = None, pruning: str | None = None, progress: bool | None = None,
-              on_ready: Callable[[dict], None] | None = None) -> SweepOutcome:
+def run_sweep(
+    recipe: SweepRecipe,
+    plan: Plan,
+    sweep_dir: str | Path,
+    *,
+    resume: bool = False,
+    address: str | None = None,
+    pruning: str | None = None,
+    progress: bool | None = None,
+    on_ready: Callable[[dict], None] | None = None,
+) -> SweepOutcome:
     """Run (or, with resume, continue) the sweep; returns when every trial has ended or on Ctrl-C."""
     from ray import tune
 
@@ -169,24 +202,44 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
         _sync_board_from_disk(board, sweep_dir)
     else:
         board = SweepBoard([_meta(r) for r in plan.runs], [_meta(r) for r in plan.backlog])
-        common = {"sweep_dir": str(sweep_dir), "manifest": plan.manifest,
-                  "policy": {"level": recipe.pruning.level, "min_points": recipe.pruning.min_points}}
-        searcher = PlanSearcher([_meta(r) for r in plan.runs], [_meta(r) for r in plan.backlog], plan.budget,
-                                common=common, redeploy=recipe.pruning.redeploy, board=board)
+        common = {
+            "sweep_dir": str(sweep_dir),
+            "manifest": plan.manifest,
+            "policy": {"level": recipe.pruning.level, "min_points": recipe.pruning.min_points},
+        }
+        searcher = PlanSearcher(
+            [_meta(r) for r in plan.runs],
+            [_meta(r) for r in plan.backlog],
+            plan.budget,
+            common=common,
+            redeploy=recipe.pruning.redeploy,
+            board=board,
+        )
         scheduler = make_scheduler(recipe, plan, sweep_dir, board, pruning)
-        show = SweepProgress(board, sweep_dir, title=f"sweep {recipe.name} ({pruning} pruning)",
-                             live=None if progress is None else progress)
+        show = SweepProgress(
+            board,
+            sweep_dir,
+            title=f"sweep {recipe.name} ({pruning} pruning)",
+            live=None if progress is None else progress,
+        )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=scheduler, num_samples=len(plan.runs) + len(plan.backlog),
-                max_concurrent_trials=recipe.ray.max_concurrent, reuse_actors=True,
-                trial_name_creator=trial_name, trial_dirname_creator=trial_dirname,
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=len(plan.runs) + len(plan.backlog),
+                max_concurrent_trials=recipe.ray.max_concurrent,
+                reuse_actors=True,
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=TUNE_DIR, storage_path=str(sweep_dir),
+                name=TUNE_DIR,
+                storage_path=str(sweep_dir),
                 failure_config=tune.FailureConfig(max_failures=recipe.ray.max_failures),
-                callbacks=[RunStatusCallback(sweep_dir), show], verbose=0, log_to_file=True,
+                callbacks=[RunStatusCallback(sweep_dir), show],
+                verbose=0,
+                log_to_file=True,
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
             ),
         )
@@ -203,11 +256,17 @@ def run_sweep(recipe: SweepRecipe, plan: Plan, sweep_dir: str | Path, *, resume:
                 errors[run_id] = f"{type(res.error).__name__}: {str(res.error).strip().splitlines()[-1][:300]}"
                 if run_id != "?":
                     mark_failed(sweep_dir, run_id, errors[run_id])  # also a trial restored as errored
-        interrupted = interrupted or any(st.status in ("queued", "running", "planned", "interrupted")
-                                         for st in board.runs.values())
+        interrupted = interrupted or any(
+            st.status in ("queued", "running", "planned", "interrupted") for st in board.runs.values()
+        )
     searcher_now = _find_searcher(tuner)
-    return SweepOutcome(sweep_dir=sweep_dir, board=board, interrupted=interrupted, errors=errors,
-                        redeployed=list(getattr(searcher_now, "redeployed", []) or []))
+    return SweepOutcome(
+        sweep_dir=sweep_dir,
+        board=board,
+        interrupted=interrupted,
+        errors=errors,
+        redeployed=list(getattr(searcher_now, "redeployed", []) or []),
+    )
 
 
 def _meta(r) -> dict[str, Any]:
@@ -237,8 +296,11 @@ def _sync_board_from_disk(board: SweepBoard, sweep_dir: Path) -> None:
     from apcscale.sweep.scheduler import DECISIONS, DecisionLog
     from apcscale.train.rundir import ENDED, RunDir
 
-    stopped = {rec["run_id"]: rec for rec in DecisionLog(sweep_dir / DECISIONS).read()
-               if rec.get("action") == "stop" and rec.get("mode") in ("prune", "asha")}
+    stopped = {
+        rec["run_id"]: rec
+        for rec in DecisionLog(sweep_dir / DECISIONS).read()
+        if rec.get("action") == "stop" and rec.get("mode") in ("prune", "asha")
+    }
     for run_id, st in board.runs.items():
         status = RunDir(sweep_dir / "runs" / run_id).status
         if status in ENDED:
@@ -249,4 +311,12 @@ def _sync_board_from_disk(board: SweepBoard, sweep_dir: Path) -> None:
             st.status = "planned"  # not ended: the resumed sweep continues it
 
 
-__all__ = ["run_sweep", "init_ray", "ClusterConnectionError", "trial_resources", "SweepOutcome", "SweepStateError", "TUNE_DIR"]
+__all__ = [
+    "run_sweep",
+    "init_ray",
+    "ClusterConnectionError",
+    "trial_resources",
+    "SweepOutcome",
+    "SweepStateError",
+    "TUNE_DIR",
+]

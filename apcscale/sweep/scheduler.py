@@ -81,10 +81,20 @@ class FrontierScheduler(FIFOScheduler):
 
     _supports_buffered_results = False
 
-    def __init__(self, policy: PolicyConfig, *, sweep_dir: str | Path, planned: dict[str, float], prune: bool = True,
-                 cooldown: dict[str, float | None] | None = None, groups: dict[str, str] | None = None,
-                 twins: dict[str, list[str]] | None = None, board: SweepBoard | None = None,
-                 metric: str = "dev_loss", time_attr: str = "flops"):
+    def __init__(
+        self,
+        policy: PolicyConfig,
+        *,
+        sweep_dir: str | Path,
+        planned: dict[str, float],
+        prune: bool = True,
+        cooldown: dict[str, float | None] | None = None,
+        groups: dict[str, str] | None = None,
+        twins: dict[str, list[str]] | None = None,
+        board: SweepBoard | None = None,
+        metric: str = "dev_loss",
+        time_attr: str = "flops",
+    ):
         super().__init__()
         self.policy_config = policy
         self.sweep_dir = Path(sweep_dir)
@@ -108,8 +118,9 @@ class FrontierScheduler(FIFOScheduler):
         if self.policy is None:
             self.policy = FrontierPolicy(self.policy_config)
             for run_id, planned in self.planned.items():
-                self.policy.register(run_id, planned, self.cooldown.get(run_id), self.groups.get(run_id),
-                                     self.twins.get(run_id, ()))
+                self.policy.register(
+                    run_id, planned, self.cooldown.get(run_id), self.groups.get(run_id), self.twins.get(run_id, ())
+                )
             self._sync_from_disk()
         return self.policy
 
@@ -175,11 +186,28 @@ class LoggedASHA(AsyncHyperBandScheduler):
 
     _supports_buffered_results = False
 
-    def __init__(self, *, sweep_dir: str | Path, planned: dict[str, float], board: SweepBoard | None = None,
-                 grace_period: float, max_t: float, reduction_factor: float = 4.0, brackets: int = 1,
-                 metric: str = "dev_loss", time_attr: str = "flops"):
-        super().__init__(time_attr=time_attr, metric=metric, mode="min", max_t=max_t, grace_period=grace_period,
-                         reduction_factor=reduction_factor, brackets=brackets)
+    def __init__(
+        self,
+        *,
+        sweep_dir: str | Path,
+        planned: dict[str, float],
+        board: SweepBoard | None = None,
+        grace_period: float,
+        max_t: float,
+        reduction_factor: float = 4.0,
+        brackets: int = 1,
+        metric: str = "dev_loss",
+        time_attr: str = "flops",
+    ):
+        super().__init__(
+            time_attr=time_attr,
+            metric=metric,
+            mode="min",
+            max_t=max_t,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+            brackets=brackets,
+        )
         self.log = DecisionLog(Path(sweep_dir) / DECISIONS)
         self.planned = dict(planned)
         self.board = board
@@ -201,12 +229,20 @@ class LoggedASHA(AsyncHyperBandScheduler):
         compute = float(result.get(self._time_attr, math.nan))
         planned = self.planned.get(run_id, math.nan)
         if action == TrialScheduler.STOP and compute < planned * (1 - 1e-9):
-            record = _clean({
-                "mode": "asha", "trial_id": trial.trial_id, "run_id": run_id, "action": "stop",
-                "reason": "ASHA: below the top 1/{:g} of the runs at this rung".format(self._reduction_factor),
-                "compute": compute, "planned": planned, "fraction": compute / planned if planned else math.nan,
-                "loss": float(result.get(self._metric, math.nan)), "time": time.time(),
-            })
+            record = _clean(
+                {
+                    "mode": "asha",
+                    "trial_id": trial.trial_id,
+                    "run_id": run_id,
+                    "action": "stop",
+                    "reason": f"ASHA: below the top 1/{self._reduction_factor:g} of the runs at this rung",
+                    "compute": compute,
+                    "planned": planned,
+                    "fraction": compute / planned if planned else math.nan,
+                    "loss": float(result.get(self._metric, math.nan)),
+                    "time": time.time(),
+                }
+            )
             self.log.write(record)
             if self.board is not None:
                 self.board.on_decision(run_id, record)

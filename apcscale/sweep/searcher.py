@@ -39,9 +39,17 @@ def trial_name(trial) -> str:
 
 
 class PlanSearcher(Searcher):
-    def __init__(self, runs: list[dict[str, Any]], backlog: list[dict[str, Any]], budget: dict[str, float | None], *,
-                 common: dict[str, Any], redeploy: bool = True, board: SweepBoard | None = None,
-                 metric: str = "dev_loss"):
+    def __init__(
+        self,
+        runs: list[dict[str, Any]],
+        backlog: list[dict[str, Any]],
+        budget: dict[str, float | None],
+        *,
+        common: dict[str, Any],
+        redeploy: bool = True,
+        board: SweepBoard | None = None,
+        metric: str = "dev_loss",
+    ):
         super().__init__(metric=metric, mode="min")
         self.meta = {r["run_id"]: r for r in [*runs, *backlog]}
         self.queue = [r["run_id"] for r in runs]
@@ -91,8 +99,12 @@ class PlanSearcher(Searcher):
             flops = meta["planned_flops"] if error else 0.0
         share = min(1.0, flops / meta["planned_flops"]) if meta["planned_flops"] > 0 else 1.0
         planned = self._cost(run_id)
-        self.ended[run_id] = {"flops": flops, "cpu_hours": planned["cpu_hours"] * share,
-                              "gpu_hours": planned["gpu_hours"] * share, "time": time.time()}
+        self.ended[run_id] = {
+            "flops": flops,
+            "cpu_hours": planned["cpu_hours"] * share,
+            "gpu_hours": planned["gpu_hours"] * share,
+            "time": time.time(),
+        }
 
     # ----- the ledger -----
     def _running(self) -> list[str]:
@@ -100,8 +112,11 @@ class PlanSearcher(Searcher):
 
     def _cost(self, run_id: str) -> dict[str, float]:
         m = self.meta[run_id]
-        return {"flops": m["planned_flops"], "cpu_hours": m["est_seconds"] * m["cpus"] * m["workers"] / 3600.0,
-                "gpu_hours": m["est_seconds"] * m["gpus"] * m["workers"] / 3600.0}
+        return {
+            "flops": m["planned_flops"],
+            "cpu_hours": m["est_seconds"] * m["cpus"] * m["workers"] / 3600.0,
+            "gpu_hours": m["est_seconds"] * m["gpus"] * m["workers"] / 3600.0,
+        }
 
     def committed(self) -> dict[str, float]:
         total = {"flops": 0.0, "cpu_hours": 0.0, "gpu_hours": 0.0}
@@ -123,8 +138,13 @@ class PlanSearcher(Searcher):
 
     # ----- persistence (Tune calls these with its experiment checkpoints) -----
     def get_state(self) -> dict:
-        return {"queue": self.queue, "backlog": self.backlog, "trials": self.trials, "ended": self.ended,
-                "redeployed": self.redeployed}
+        return {
+            "queue": self.queue,
+            "backlog": self.backlog,
+            "trials": self.trials,
+            "ended": self.ended,
+            "redeployed": self.redeployed,
+        }
 
     def set_state(self, state: dict) -> None:
         self.queue, self.backlog = list(state["queue"]), list(state["backlog"])

@@ -17,10 +17,28 @@ from apcscale.sweep.plan import Plan, cooldown_start
 from apcscale.sweep.scheduler import DECISIONS, DecisionLog
 from apcscale.train.rundir import CURVE_FIELDS, FAILED, FINISHED, INTERRUPTED, RUNNING, STOPPED, RunDir
 
-
-POINT_COLUMNS = ["run_id", "arch", "width", "depth", "label", "N", "N_total", "subset", "D", "hours", "seed",
-                 "step", "frames", "flops", "wall_time", "train_time", "dev_loss", "copy_baseline", "lr", "status"]
-
+POINT_COLUMNS = [
+    "run_id",
+    "arch",
+    "width",
+    "depth",
+    "label",
+    "N",
+    "N_total",
+    "subset",
+    "D",
+    "hours",
+    "seed",
+    "step",
+    "frames",
+    "flops",
+    "wall_time",
+    "train_time",
+    "dev_loss",
+    "copy_baseline",
+    "lr",
+    "status",
+]
 
 
 def _tune_errors(sweep_dir: Path) -> dict[str, str]:
@@ -42,8 +60,9 @@ def _read_curve(run_dir: Path) -> pd.DataFrame:
 FIT_STATUSES = ("finished", "stopped")
 
 
-def run_status(run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str,
-               live: bool = False) -> tuple[str, str]:
+def run_status(
+    run_dir: Path, stops: dict[str, dict], errors: dict[str, str], run_id: str, live: bool = False
+) -> tuple[str, str]:
     """(status, note) of a run for the tables: finished, stopped (by the scheduler: pruned),
     failed, interrupted (resumable), running (only while a driver holds the sweep: `live`) or
     not run. The status is the run directory's (RunDir); `stops` (the scheduler's stop
@@ -100,24 +119,42 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
         run_dir = sweep_dir / "runs" / r.run_id
         status, note = run_status(run_dir, stops, errors, r.run_id, live=live)
         curve = _read_curve(run_dir)
-        meta = {"run_id": r.run_id, "arch": r.arch, "width": r.width, "depth": r.depth, "label": r.label, "N": r.N,
-                "N_total": r.N_total, "subset": r.subset, "D": r.D, "hours": r.hours, "seed": r.seed}
+        meta = {
+            "run_id": r.run_id,
+            "arch": r.arch,
+            "width": r.width,
+            "depth": r.depth,
+            "label": r.label,
+            "N": r.N,
+            "N_total": r.N_total,
+            "subset": r.subset,
+            "D": r.D,
+            "hours": r.hours,
+            "seed": r.seed,
+        }
         if len(curve):
-            pts = pd.DataFrame({
-                **{k: [v] * len(curve) for k, v in meta.items()},
-                "step": curve["steps"].astype(int).to_numpy(), "frames": curve["frames"].to_numpy(),
-                "flops": curve["flops"].to_numpy(), "wall_time": curve["wall_time"].to_numpy(),
-                "train_time": curve["train_time"].to_numpy(), "dev_loss": curve["dev/loss"].to_numpy(),
-                "copy_baseline": curve["dev/copy_baseline"].to_numpy(), "lr": curve["lr"].to_numpy(),
-                "status": [status] * len(curve),
-            })
+            pts = pd.DataFrame(
+                {
+                    **{k: [v] * len(curve) for k, v in meta.items()},
+                    "step": curve["steps"].astype(int).to_numpy(),
+                    "frames": curve["frames"].to_numpy(),
+                    "flops": curve["flops"].to_numpy(),
+                    "wall_time": curve["wall_time"].to_numpy(),
+                    "train_time": curve["train_time"].to_numpy(),
+                    "dev_loss": curve["dev/loss"].to_numpy(),
+                    "copy_baseline": curve["dev/copy_baseline"].to_numpy(),
+                    "lr": curve["lr"].to_numpy(),
+                    "status": [status] * len(curve),
+                }
+            )
             point_frames.append(pts)
         summary = RunDir(run_dir).read_summary() or {}
         stopping = summary.get("stopping") or {}
         fired = stopping.get("fired_at")
         start = cooldown_start(r.recipe)
-        cooldown_frames = (float(fired) if fired is not None else
-                           start * r.planned_frames if start is not None else math.nan)
+        cooldown_frames = (
+            float(fired) if fired is not None else start * r.planned_frames if start is not None else math.nan
+        )
         losses = curve["dev/loss"].to_numpy() if len(curve) else np.array([])
         finite = losses[np.isfinite(losses)]
         best_i = int(np.nanargmin(losses)) if len(finite) else -1
@@ -126,19 +163,32 @@ def load_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, Plan
         frames = max(float(curve["frames"].iloc[-1]) if len(curve) else 0.0, _number(summary.get("frames")))
         flops = max(float(curve["flops"].iloc[-1]) if len(curve) else 0.0, _number(summary.get("flops")))
         wall = float(curve["wall_time"].iloc[-1]) if len(curve) else math.nan
-        run_rows.append({
-            **meta, "status": status, "note": note, "in_plan": r in plan.runs,
-            "planned_frames": r.planned_frames, "planned_flops": r.planned_flops,
-            "frames": frames, "flops": flops,
-            "fraction": flops / r.planned_flops if r.planned_flops else math.nan,
-            "evaluations": int(len(curve)), "wall_time": wall, "est_seconds": r.est_seconds,
-            "final_dev_loss": float(losses[-1]) if len(losses) else math.nan,
-            "min_dev_loss": float(finite.min()) if len(finite) else math.nan,
-            # the minimum is settled when the run finished, or the curve had turned up before it was stopped
-            "min_settled": bool(status == "finished" or (len(finite) and best_i < len(losses) - 1)),
-            "stopped_at": float(stops[r.run_id]["fraction"]) if r.run_id in stops and stops[r.run_id].get("fraction") is not None else math.nan,
-            "end": summary.get("end"), "converged": summary.get("converged"), "cooldown_frames": cooldown_frames,
-        })
+        run_rows.append(
+            {
+                **meta,
+                "status": status,
+                "note": note,
+                "in_plan": r in plan.runs,
+                "planned_frames": r.planned_frames,
+                "planned_flops": r.planned_flops,
+                "frames": frames,
+                "flops": flops,
+                "fraction": flops / r.planned_flops if r.planned_flops else math.nan,
+                "evaluations": int(len(curve)),
+                "wall_time": wall,
+                "est_seconds": r.est_seconds,
+                "final_dev_loss": float(losses[-1]) if len(losses) else math.nan,
+                "min_dev_loss": float(finite.min()) if len(finite) else math.nan,
+                # the minimum is settled when the run finished, or the curve had turned up before it was stopped
+                "min_settled": bool(status == "finished" or (len(finite) and best_i < len(losses) - 1)),
+                "stopped_at": float(stops[r.run_id]["fraction"])
+                if r.run_id in stops and stops[r.run_id].get("fraction") is not None
+                else math.nan,
+                "end": summary.get("end"),
+                "converged": summary.get("converged"),
+                "cooldown_frames": cooldown_frames,
+            }
+        )
     points = pd.concat(point_frames, ignore_index=True) if point_frames else pd.DataFrame(columns=POINT_COLUMNS)
     points = points[POINT_COLUMNS]
     runs = pd.DataFrame(run_rows)

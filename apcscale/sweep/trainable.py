@@ -68,11 +68,20 @@ def train_grid_point(config: dict[str, Any]) -> None:
 
     run = config.get("run") or load_planned_run(config["sweep_dir"], config["run_id"])
     run_dir = run_dir_of(config["sweep_dir"], run["run_id"])
-    extra = {"run_id": run["run_id"], "arch": run["arch"], "N": float(run["N"]), "D": float(run["D"]),
-             "planned_flops": float(run["planned_flops"])}
+    extra = {
+        "run_id": run["run_id"],
+        "arch": run["arch"],
+        "N": float(run["N"]),
+        "D": float(run["D"]),
+        "planned_flops": float(run["planned_flops"]),
+    }
     policy = config.get("policy") or {}
-    callback = TuneReportCallback(extra=extra, planned_flops=run["planned_flops"],
-                                  level=policy.get("level", 0.8), min_points=policy.get("min_points", 6))
+    callback = TuneReportCallback(
+        extra=extra,
+        planned_flops=run["planned_flops"],
+        level=policy.get("level", 0.8),
+        min_points=policy.get("min_points", 6),
+    )
 
     done = RunDir(run_dir).ended()
     if done is not None:
@@ -95,9 +104,15 @@ def train_grid_point(config: dict[str, Any]) -> None:
 
         try:
             run_training_ddp(
-                recipe, run_dir=run_dir, manifest=config["manifest"], num_workers=int(run["workers"]),
-                use_gpu=float(run.get("gpus", 0)) > 0, cpus_per_worker=float(run.get("cpus", 1)),
-                storage_path=Path(config["sweep_dir"]) / "ddp", resume=resume, report_to_tune=True,
+                recipe,
+                run_dir=run_dir,
+                manifest=config["manifest"],
+                num_workers=int(run["workers"]),
+                use_gpu=float(run.get("gpus", 0)) > 0,
+                cpus_per_worker=float(run.get("cpus", 1)),
+                storage_path=Path(config["sweep_dir"]) / "ddp",
+                resume=resume,
+                report_to_tune=True,
                 extra_metrics=extra,
             )
         except (SystemExit, KeyboardInterrupt):
@@ -110,9 +125,15 @@ def train_grid_point(config: dict[str, Any]) -> None:
             raise
         return
     try:
-        run_training(recipe, run_dir=run_dir, manifest=config["manifest"], callbacks=[callback],
-                     progress=False, resume=resume,
-                     stopped_by=lambda: scheduler_stop(config["sweep_dir"], run["run_id"]))
+        run_training(
+            recipe,
+            run_dir=run_dir,
+            manifest=config["manifest"],
+            callbacks=[callback],
+            progress=False,
+            resume=resume,
+            stopped_by=lambda: scheduler_stop(config["sweep_dir"], run["run_id"]),
+        )
     except NonFiniteLossError:
         # recorded as failed in summary.json by run_training; deterministic, so no retry
         tune.report({**_last_metrics(callback), "diverged": 1.0})
@@ -131,8 +152,19 @@ def log_attempt(sweep_dir: Path, run_id: str, resumed_at: float) -> None:
     except Exception:  # outside a Tune trial
         trial_id = None
     with (Path(sweep_dir) / "attempts.jsonl").open("a") as fh:
-        fh.write(json.dumps({"run_id": run_id, "time": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
-                             "trial_id": trial_id, "resumed_at_frames": resumed_at}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "time": time.time(),
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "trial_id": trial_id,
+                    "resumed_at_frames": resumed_at,
+                }
+            )
+            + "\n"
+        )
 
 
 def _last_metrics(callback) -> dict[str, float]:

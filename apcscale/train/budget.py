@@ -41,8 +41,11 @@ class BudgetConfig:
                 check(self.epochs is not None, name, "clamps an epochs budget; set epochs (not frames or steps)")
                 check(v > 0, name, f"must be positive, got {v}")
         if self.min_frames is not None and self.max_frames is not None:
-            check(self.min_frames <= self.max_frames, "min_frames",
-                  f"{self.min_frames} is more than max_frames {self.max_frames}")
+            check(
+                self.min_frames <= self.max_frames,
+                "min_frames",
+                f"{self.min_frames} is more than max_frames {self.max_frames}",
+            )
 
     def resolve(self, subset_frames: int) -> tuple[str, int]:
         """(unit, total) with epochs converted to frames of the given subset (and clamped)."""

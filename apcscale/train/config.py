@@ -15,8 +15,8 @@ before any data is touched or any model is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 from apcscale.models.config import ModelConfig
 from apcscale.models.optim import OptimConfig
@@ -68,13 +68,22 @@ class DataConfig:
         if self.batch_size is not None:
             check(self.batch_size >= 1, "batch_size", f"must be positive, got {self.batch_size}")
         if self.batch_frames is not None:
-            check(self.batch_size is None, "batch_frames",
-                  f"give batch_size (crops per batch) or batch_frames (frames per batch), not both "
-                  f"(got batch_size {self.batch_size} and batch_frames {self.batch_frames})")
-            check(self.batch_frames >= self.crop_frames, "batch_frames",
-                  f"must hold at least one crop of crop_frames = {self.crop_frames}, got {self.batch_frames}")
-        check(self.batching != "pack" or self.batch_frames is not None, "batching",
-              "pack fills batches by frames: set batch_frames")
+            check(
+                self.batch_size is None,
+                "batch_frames",
+                f"give batch_size (crops per batch) or batch_frames (frames per batch), not both "
+                f"(got batch_size {self.batch_size} and batch_frames {self.batch_frames})",
+            )
+            check(
+                self.batch_frames >= self.crop_frames,
+                "batch_frames",
+                f"must hold at least one crop of crop_frames = {self.crop_frames}, got {self.batch_frames}",
+            )
+        check(
+            self.batching != "pack" or self.batch_frames is not None,
+            "batching",
+            "pack fills batches by frames: set batch_frames",
+        )
         check(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
         check(self.shuffle_buffer >= 1, "shuffle_buffer", f"must be positive, got {self.shuffle_buffer}")
         check(self.eval_crop_frames >= 8, "eval_crop_frames", f"must be at least 8, got {self.eval_crop_frames}")
@@ -89,8 +98,13 @@ class DataConfig:
 
     def stream_options(self) -> dict:
         """The APCDataModule arguments that decide the training batches."""
-        return {"crop_frames": self.crop_frames, "batch_size": self.batch_size, "batch_frames": self.batch_frames,
-                "batching": self.batching, "shuffle_buffer": self.shuffle_buffer}
+        return {
+            "crop_frames": self.crop_frames,
+            "batch_size": self.batch_size,
+            "batch_frames": self.batch_frames,
+            "batching": self.batching,
+            "shuffle_buffer": self.shuffle_buffer,
+        }
 
 
 @dataclass
@@ -113,8 +127,11 @@ class TrainerConfig:
     loggers: list[Literal["csv", "tensorboard", "mlflow"]] = field(default_factory=lambda: ["csv"])
 
     def validate(self) -> None:
-        check(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator",
-              f"must be auto, cpu, gpu, cuda or mps, got {self.accelerator!r}")
+        check(
+            self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"),
+            "accelerator",
+            f"must be auto, cpu, gpu, cuda or mps, got {self.accelerator!r}",
+        )
         allowed = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
         check(self.precision in allowed, "precision", f"must be one of {', '.join(allowed)}, got {self.precision!r}")
         check(self.log_every_n_steps >= 1, "log_every_n_steps", "must be positive")
@@ -144,7 +161,9 @@ class TrainRecipe:
     init_from: str | None = None
 
     def validate(self) -> None:
-        check(bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}")
+        check(
+            bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}"
+        )
 
 
 def load_train_recipe(path: str | Path, overrides: list[str] | None = None) -> TrainRecipe:

@@ -49,8 +49,16 @@ class TrainReport(L.Callback):
         if trainer.sanity_checking or not pl_module.last_eval:
             return
         ev = pl_module.last_eval
-        ray.train.report({"dev_loss": ev["dev/loss"], "frames": ev["frames"], "flops": ev["flops"],
-                          "steps": ev["steps"], "wall_time": ev["wall_time"], **self.extra})
+        ray.train.report(
+            {
+                "dev_loss": ev["dev/loss"],
+                "frames": ev["frames"],
+                "flops": ev["flops"],
+                "steps": ev["steps"],
+                "wall_time": ev["wall_time"],
+                **self.extra,
+            }
+        )
 
 
 def _worker_loop(config: dict) -> None:

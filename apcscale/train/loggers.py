@@ -27,6 +27,7 @@ _WRITERS = itertools.count()
 def _suffix() -> str:
     return f".{os.getpid()}.{next(_WRITERS)}"
 
+
 # logger -> (importable module names, any one of which serves; what to install)
 _NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
     "csv": ((), ""),

@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import lightning as L
 import torch
-import warnings
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -43,7 +44,6 @@ from apcscale.train.loop import IntervalDataModule
 from apcscale.train.rundir import RunDir, RunDirError  # noqa: F401 - RunDirError: part of this API
 from apcscale.train.stopping import EarlyStopping, stopping_summary
 from apcscale.utils.schema import RecipeError, to_dict
-
 
 # the module's on_before_batch_transfer (FLOP counting on CPU lengths) is meant to run with a datamodule
 warnings.filterwarnings("ignore", message=r".*overridden `on_before_batch_transfer`.*")
@@ -170,10 +170,17 @@ def run_training(
         branch = BranchStart(recipe.init_from, module, total)
         cbs.append(branch)
     if recipe.trainer.checkpoint:
-        cbs.append(ModelCheckpoint(
-            dirpath=run_dir / "checkpoints", filename="best", monitor="dev/loss", mode="min",
-            save_top_k=1, save_last=True, enable_version_counter=False,
-        ))
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="best",
+                monitor="dev/loss",
+                mode="min",
+                save_top_k=1,
+                save_last=True,
+                enable_version_counter=False,
+            )
+        )
     if progress:
         cbs.append(FramesProgressBar(label=recipe.name))
     settings = trainer_settings(recipe.trainer)
@@ -249,12 +256,16 @@ def run_training(
     if _budget_spent(module, trainer):  # its budget, or the end of the cooldown its stopping rule set
         final = record("finished")
     else:  # the trainer returned early, and nothing said why
-        record("interrupted", end="error",
-               error=f"training ended at {module.frames_seen:,} frames, before its budget of {total:,} {unit}")
-        raise RuntimeError(f"{recipe.name}: training ended before its budget was spent; the run is recorded "
-                           f"as interrupted in {run.summary_path}")
-    return TrainResult(run_dir=run_dir, status=final.get("status", "finished"), summary=final,
-                       curve=list(curve.points))
+        record(
+            "interrupted",
+            end="error",
+            error=f"training ended at {module.frames_seen:,} frames, before its budget of {total:,} {unit}",
+        )
+        raise RuntimeError(
+            f"{recipe.name}: training ended before its budget was spent; the run is recorded "
+            f"as interrupted in {run.summary_path}"
+        )
+    return TrainResult(run_dir=run_dir, status=final.get("status", "finished"), summary=final, curve=list(curve.points))
 
 
 def _budget_spent(module: APCModule, trainer: L.Trainer) -> bool:
@@ -294,7 +305,9 @@ class BranchStart(L.Callback):
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise RecipeError("init_from", f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+            raise RecipeError(
+                "init_from", f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})"
+            ) from None
         hp, state = ckpt.get("hyper_parameters", {}), ckpt.get("apcscale")
         if state is None or "state_dict" not in ckpt:
             raise RecipeError("init_from", f"{path} is not an apcscale run's checkpoint")
@@ -304,11 +317,15 @@ class BranchStart(L.Callback):
             raise RecipeError("init_from", f"{path} holds a different model: {theirs} (this run: {mine})")
         self.frames = int(state.get("frames_seen", 0))
         if self.frames >= total:
-            raise RecipeError("init_from", f"{path} has already trained {self.frames} frames, not fewer than this "
-                                           f"run's budget of {total}")
+            raise RecipeError(
+                "init_from",
+                f"{path} has already trained {self.frames} frames, not fewer than this run's budget of {total}",
+            )
         module.load_state_dict(ckpt["state_dict"])
         module.frames_seen, module.flops_seen = self.frames, float(state.get("flops_seen", 0.0))
-        module.frames_executed, module.frames_tracked = (int(state.get(k, 0)) for k in ("frames_executed", "frames_tracked"))
+        module.frames_executed, module.frames_tracked = (
+            int(state.get(k, 0)) for k in ("frames_executed", "frames_tracked")
+        )
         if module.clock is not None:
             module.clock.mark_evaluated(self.frames - 1, 0)  # points before the branch are the parent's
         self._optimizer_states = ckpt.get("optimizer_states") or []

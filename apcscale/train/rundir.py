@@ -39,11 +39,18 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 PLANNED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
-    "planned", "running", "finished", "stopped", "failed", "interrupted")
+    "planned",
+    "running",
+    "finished",
+    "stopped",
+    "failed",
+    "interrupted",
+)
 STATUSES = (PLANNED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED)
 #: final: a run in one of these is never trained again
 ENDED = (FINISHED, STOPPED, FAILED)
@@ -144,8 +151,9 @@ class RunDir:
             if key in data and data[key] is None:
                 data[key] = math.nan
         if isinstance(data.get("curve"), list):
-            data["curve"] = [{k: (math.nan if v is None else v) for k, v in p.items()} for p in data["curve"]
-                             if isinstance(p, dict)]
+            data["curve"] = [
+                {k: (math.nan if v is None else v) for k, v in p.items()} for p in data["curve"] if isinstance(p, dict)
+            ]
         return data
 
     @property
@@ -187,7 +195,9 @@ class RunDir:
     def start(self, **fields: Any) -> dict[str, Any]:
         """planned or interrupted -> running. `fields`: what is known at the start (N, budget, ...).
         What an earlier attempt recorded about its end (error, end) is cleared."""
-        return self._move(RUNNING, {**fields, "started_at": time.time()}, clear=("error", "end", "decision", "ended_at"))
+        return self._move(
+            RUNNING, {**fields, "started_at": time.time()}, clear=("error", "end", "decision", "ended_at")
+        )
 
     def finish(self, end: str = "budget", **fields: Any) -> dict[str, Any]:
         """running -> finished. end: why ("budget", "stopping_rule", "cap"); fields: e.g. converged."""
@@ -196,8 +206,15 @@ class RunDir:
     def stop(self, decision: dict[str, Any], **fields: Any) -> dict[str, Any]:
         """running -> stopped, by the sweep's scheduler; `decision` is its record (decisions.jsonl)."""
         reason = decision.get("reason") or "stopped by the sweep's scheduler"
-        return self._move(STOPPED, {**fields, "end": "scheduler", "decision": decision,
-                                    "error": f"stopped by the sweep's scheduler: {reason}"})
+        return self._move(
+            STOPPED,
+            {
+                **fields,
+                "end": "scheduler",
+                "decision": decision,
+                "error": f"stopped by the sweep's scheduler: {reason}",
+            },
+        )
 
     def fail(self, error: str, end: str = "error", **fields: Any) -> dict[str, Any]:
         """-> failed, with the error. end: "diverged" (a non-finite loss) or "error"."""
@@ -277,8 +294,9 @@ class RunDir:
         if resume:
             status = self.status
             if status in ENDED:
-                raise RunDirError(f"{self.path} holds a run that has {status}: there is nothing to resume; "
-                                  "--overwrite starts it over")
+                raise RunDirError(
+                    f"{self.path} holds a run that has {status}: there is nothing to resume; --overwrite starts it over"
+                )
             resumable, _ = self.prepare_restart()
             if resumable:
                 return self.last_checkpoint
@@ -286,7 +304,8 @@ class RunDir:
             if not overwrite:
                 raise RunDirError(
                     f"{self.path} already holds a run ({self.effective_status()}); pass --resume to continue it, "
-                    "--overwrite to start over, or choose another name/output directory")
+                    "--overwrite to start over, or choose another name/output directory"
+                )
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         return None
@@ -321,5 +340,18 @@ def _cell(value: Any) -> Any:
     return value
 
 
-__all__ = ["RunDir", "RunDirError", "RunStateError", "STATUSES", "ENDED", "CURVE_FIELDS", "PLANNED", "RUNNING",
-           "FINISHED", "STOPPED", "FAILED", "INTERRUPTED", "write_json_atomic"]
+__all__ = [
+    "RunDir",
+    "RunDirError",
+    "RunStateError",
+    "STATUSES",
+    "ENDED",
+    "CURVE_FIELDS",
+    "PLANNED",
+    "RUNNING",
+    "FINISHED",
+    "STOPPED",
+    "FAILED",
+    "INTERRUPTED",
+    "write_json_atomic",
+]

@@ -25,8 +25,9 @@ loss (the sweep's fits say how they use it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 
@@ -96,8 +97,13 @@ class EarlyStopping(L.Callback):
     def state(module) -> dict[str, Any]:
         st = getattr(module, "stopping_state", None)
         if st is None:
-            st = module.stopping_state = {"fired": False, "stable": [], "fired_at": None, "ends_at": None,
-                                          "best_before": None}
+            st = module.stopping_state = {
+                "fired": False,
+                "stable": [],
+                "fired_at": None,
+                "ends_at": None,
+                "best_before": None,
+            }
         return st
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -117,8 +123,12 @@ class EarlyStopping(L.Callback):
         if not plateaued(st["stable"], self.config.patience, self.config.min_delta):
             return
         end = cooldown_end(position, self.schedule, self.decay)
-        st.update(fired=True, fired_at=int(position), ends_at=int(min(end, clock.total)),
-                  best_before=min(v for v in st["stable"][:-self.config.patience] if math.isfinite(v)))
+        st.update(
+            fired=True,
+            fired_at=int(position),
+            ends_at=int(min(end, clock.total)),
+            best_before=min(v for v in st["stable"][: -self.config.patience] if math.isfinite(v)),
+        )
         if end < clock.total:
             clock.end_at(end, cooldown_points(position, end, self.config.cooldown_points))
             pl_module.cooldown_from = position
@@ -143,8 +153,12 @@ def stopping_summary(module, cfg: StoppingConfig, reached_end: bool) -> dict[str
     return {
         "end": ("stopping_rule" if fired else "cap") if reached_end else None,
         "converged": fired,
-        "stopping": {"patience": cfg.patience, "min_delta": cfg.min_delta, "fired_at": st.get("fired_at"),
-                     "cooldown_until": st.get("ends_at")},
+        "stopping": {
+            "patience": cfg.patience,
+            "min_delta": cfg.min_delta,
+            "fired_at": st.get("fired_at"),
+            "cooldown_until": st.get("ends_at"),
+        },
     }
 
 

@@ -34,7 +34,7 @@ class RecipeError(ValueError):
         loc = f"{where}: " if where else ""
         super().__init__(f"{prefix}{loc}{message}")
 
-    def at(self, source: str | None = None, parent: str | None = None) -> "RecipeError":
+    def at(self, source: str | None = None, parent: str | None = None) -> RecipeError:
         """The same error, attributed to a file and/or nested under a parent field."""
         where = f"{parent}.{self.where}" if parent and self.where else (parent or self.where)
         return RecipeError(where, self.detail, source or self.source)
@@ -128,9 +128,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise RecipeError(where, f"expected a mapping, got {_describe(value)}")
         key_tp, val_tp = get_args(tp) or (Any, Any)
-        return {
-            _convert(key_tp, k, f"{where}"): _convert(val_tp, v, f"{where}.{k}") for k, v in value.items()
-        }
+        return {_convert(key_tp, k, f"{where}"): _convert(val_tp, v, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -243,8 +241,11 @@ def apply_override(data: dict, item: str, source: str | None = None) -> None:
         node[parts[-1]] = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(key.strip(), f"{raw!r} is not a valid YAML value ({problem}); quote a string, "
-                                       "write a list as [a, b]", source=source) from None
+        raise RecipeError(
+            key.strip(),
+            f"{raw!r} is not a valid YAML value ({problem}); quote a string, write a list as [a, b]",
+            source=source,
+        ) from None
 
 
 __all__ = ["RecipeError", "from_dict", "to_dict", "check", "load_yaml", "load_recipe", "apply_override"]
