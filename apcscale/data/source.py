@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -29,6 +28,9 @@ from pathlib import Path
 
 from apcscale.data.errors import AudioSourceError
 from apcscale.data.inputs import LHOTSE_SUFFIXES, is_lhotse_manifest
+from apcscale.utils.log import get_logger
+
+_log = get_logger(__name__)
 
 FSDD_COMMIT = "26eb9aa"
 FSDD_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{FSDD_COMMIT}.tar.gz"
@@ -95,7 +97,7 @@ def download_fsdd(
     try:
         archive = work / "fsdd.tar.gz"
         if progress:
-            print(f"downloading FSDD (commit {FSDD_COMMIT}, ~20 MB) from {url} into {target}", file=sys.stderr)
+            _log.info(f"downloading FSDD (commit {FSDD_COMMIT}, ~20 MB) from {url} into {target}")
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as f:
                 shutil.copyfileobj(response, f, 1 << 20)

@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.action is None:

@@ -17,6 +17,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     parser = argparse.ArgumentParser(
         prog="python -m apcscale.recipes.export",
         description=__doc__,

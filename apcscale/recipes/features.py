@@ -28,6 +28,9 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     parser = argparse.ArgumentParser(
         prog="python -m apcscale.recipes.features",
         description=__doc__,

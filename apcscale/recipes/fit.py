@@ -50,6 +50,9 @@ def _positive(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     parser = argparse.ArgumentParser(
         prog="python -m apcscale.recipes.fit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     args = build_parser().parse_args(argv)
 
     from rich.console import Console

@@ -24,6 +24,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     parser = argparse.ArgumentParser(
         prog="python -m apcscale.recipes.probe",
         description=__doc__,

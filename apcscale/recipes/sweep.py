@@ -90,6 +90,9 @@ def _overrides(args) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.list:

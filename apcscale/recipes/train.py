@@ -30,6 +30,9 @@ def find_recipe(name: str | None, prefix: str = "train_") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apcscale.utils.log import cli_logging
+
+    cli_logging()
     parser = argparse.ArgumentParser(
         prog="python -m apcscale.recipes.train",
         description=__doc__,

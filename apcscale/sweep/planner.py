@@ -274,9 +274,13 @@ def build_plan(
     probe: bool = True,
     capacity: dict[str, float] | None = None,
     probe_fn=None,
-    log=print,
+    log=None,
 ) -> Plan:
     """The validated, costed, budget-fitted and ordered plan of a sweep (no trial runs here)."""
+    if log is None:
+        from apcscale.utils.log import get_logger
+
+        log = get_logger(__name__).info
     subsets_info, feature_dim, dev = manifest_subsets(manifest)
     ladders, subsets, design_notes = resolve_grid(recipe, manifest, subsets_info, feature_dim)
     d = recipe.data

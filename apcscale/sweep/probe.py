@@ -172,9 +172,13 @@ def estimate_seconds(
     *,
     probe: bool,
     probe_fn=None,
-    log=print,
+    log=None,
 ) -> dict[str, Any]:
     """Fill each run's est_seconds from the throughput probe (or a FLOP-rate guess without one)."""
+    if log is None:
+        from apcscale.utils.log import get_logger
+
+        log = get_logger(__name__).info
     d = recipe.data
     largest = list(subsets_info)[-1]
     dev_frames = float(dev.get("frames") or 0.1 * float(subsets_info[largest]["frames"]))

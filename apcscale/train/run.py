@@ -43,7 +43,10 @@ from apcscale.train.loggers import build_loggers
 from apcscale.train.loop import IntervalDataModule
 from apcscale.train.rundir import RunDir, RunDirError  # noqa: F401 - RunDirError: part of this API
 from apcscale.train.stopping import EarlyStopping, stopping_summary
+from apcscale.utils.log import get_logger
 from apcscale.utils.schema import RecipeError, to_dict
+
+_log = get_logger(__name__)
 
 # the module's on_before_batch_transfer (FLOP counting on CPU lengths) is meant to run with a datamodule
 warnings.filterwarnings("ignore", message=r".*overridden `on_before_batch_transfer`.*")
@@ -208,7 +211,7 @@ def run_training(
     if recipe.init_from:  # a resumed branch goes on from its own checkpoint; the start is in its curve
         summary["init_from"] = {"checkpoint": str(recipe.init_from), "frames": branch.frames if branch else None}
     if progress and trainer.is_global_zero:
-        print(_describe(summary))
+        _log.info(_describe(summary))
     owner = trainer.is_global_zero  # one process of a multi-process run writes the summary
     if owner:
         run.start(**summary)
