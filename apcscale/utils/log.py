@@ -20,7 +20,8 @@ class _Stdout(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stdout, flush=True)
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
         except Exception:  # logging must never break the command
             self.handleError(record)
 
