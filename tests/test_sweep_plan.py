@@ -284,13 +284,17 @@ def test_yaml_off_means_pruning_off(tmp_path):
     assert load_sweep_recipe(path).pruning.policy == "off"
 
 
-def test_the_annotated_example_in_the_docs_is_a_valid_recipe(tmp_path):
+def test_every_recipe_in_the_docs_is_valid(tmp_path):
+    """docs/sweep.md's YAML blocks: the default study's design fields and the annotated example."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "sweep.md").read_text()
-    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
-    path = tmp_path / "sweep_example.yaml"
-    path.write_text(example)
-    recipe = load_sweep_recipe(path)
-    assert recipe.name == "my-study" and recipe.rules and recipe.pruning.envelope == "arch"
+    recipes = []
+    for i, block in enumerate(b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]):
+        path = tmp_path / f"sweep_example_{i}.yaml"
+        path.write_text(block)
+        recipes.append(load_sweep_recipe(path))
+    default, example = recipes
+    assert default.name is None and default.grid.subsets == "auto" and default.stopping.enabled
+    assert example.name == "my-study" and example.rules and example.pruning.envelope == "arch"
 
 
 def test_data_twins_are_the_same_recipe_on_more_data(prepared_fsdd):
