@@ -58,6 +58,7 @@ from apcscale.data.errors import PrepareError
 from apcscale.data.features import FeatureConfig
 from apcscale.data.inputs import scan_input
 from apcscale.data.screen import screen, silent_skips
+from apcscale.utils.threads import torch_threads
 
 FORMAT = "apcscale.features/1"
 MANIFEST = "manifest.json"
@@ -324,18 +325,6 @@ def _worker_init() -> None:
     # Ctrl-C reaches the whole process group: the parent handles it (the pool is terminated,
     # shards already written stay and are reused); a traceback from every worker helps no one
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def write_shard(job: dict[str, Any]) -> dict[str, Any]:
@@ -630,7 +619,7 @@ def _run_jobs(
             f"log-Mel shards ({n_workers} worker{'s' if n_workers > 1 else ''})", total=sum(sizes.values())
         )
         if n_workers == 1:
-            with _single_thread():
+            with torch_threads(1):
                 for job in jobs:
                     index = write_shard(job)
                     results[index["name"]] = index

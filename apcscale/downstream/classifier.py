@@ -22,7 +22,6 @@ trains on more men.)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 from collections import Counter
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from apcscale.utils.threads import torch_threads
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FOLDS = 5
@@ -148,18 +149,6 @@ def _fit_best(
     return fit_softmax(x, y, n_classes, best, init=best_model), best
 
 
-@contextlib.contextmanager
-def one_thread():
-    """Small dense problems run fastest on one thread (several threads spin against each other on a
-    busy machine: 5-20x slower measured here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def cross_validate(
     x: np.ndarray,
     labels: list[str],
@@ -172,7 +161,7 @@ def cross_validate(
 ) -> ProbeResult:
     """Accuracy of the linear probe on held-out folds, beside the majority baseline (see the module doc).
     x: (items, dim); labels, groups (speakers) and keys (utterance ids) per item."""
-    with one_thread():
+    with torch_threads(1):
         return _cross_validate(x, labels, groups, keys, held_out, n_folds=n_folds, seed=seed)
 
 

@@ -13,7 +13,6 @@ its frames, and `APCNet.encode` zeroes the padded steps).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,20 +25,7 @@ import torch
 from apcscale.data.audio import AudioFile, read_audio
 from apcscale.data.features import FeatureConfig
 from apcscale.data.inputs import scan_input
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with `n` torch threads (None: as it is). Small models and the filterbank run
-    fastest on one: with two threads on this project's busy 2-core machine the fbank of 200
-    speechocean762 files took 15x as long, a width-48 LSTM's features 6x (docs/encoders.md)."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from apcscale.utils.threads import torch_threads
 
 
 @dataclass
