@@ -22,7 +22,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -214,16 +213,7 @@ def frontier_figure(
     style.log_axis(ax, "y", "plain")
     ax.set_title(title or f"{len(frontier.curves)} runs, {len(frontier.runs_on_envelope)} on the frontier")
     if norm is not None:
-        style.colorbar_ticks(
-            fig.colorbar(
-                ScalarMappable(norm=norm, cmap=style.truncated_cmap()),
-                ax=ax,
-                label=size_label,
-                format=_si_formatter(),
-                pad=0.01,
-                aspect=30,
-            )
-        )
+        style.size_colorbar(fig, ax, norm, size_label)
     ax.legend(handles=handles + style.baseline_handles(baselines), loc="upper right")
     return fig
 

@@ -228,12 +228,17 @@ def log_axis(ax, which: str = "x", fmt: str = "si", max_labels: int = 6) -> None
     (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
 
 
-def colorbar_ticks(cbar, fmt: str = "si", max_labels: int = 6) -> None:
-    """A log colour bar labelled as :func:`log_axis` labels an axis: a few round values, no minor labels
+def size_colorbar(fig, ax, norm, label: str, max_labels: int = 6):
+    """The colour bar of model size N (the truncated colour map over ``norm``) beside ``ax`` (an axes or a
+    list of them), labelled as :func:`log_axis` labels an axis: a few round SI values, no minor labels
     (matplotlib's default mixes "10k" with "6 x 10^4")."""
-    lo, hi = sorted(float(v) for v in (cbar.norm.vmin, cbar.norm.vmax))
+    from matplotlib.cm import ScalarMappable
+
+    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=truncated_cmap()), ax=ax, label=label, pad=0.01, aspect=30)
+    lo, hi = sorted(float(v) for v in (norm.vmin, norm.vmax))
     if lo > 0 and hi > lo:
-        _round_log_ticks(cbar.ax.yaxis, lo, hi, fmt, max_labels)
+        _round_log_ticks(cbar.ax.yaxis, lo, hi, "si", max_labels)
+    return cbar
 
 
 def _round_log_ticks(axis, lo: float, hi: float, fmt: str, max_labels: int) -> None:

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -311,16 +310,7 @@ def curves_figure(
     handles = _dedupe(handles + enc + style.baseline_handles(baselines))
     fig.legend(handles=handles, loc="outside lower center", ncol=3)
     if norm is not None:
-        style.colorbar_ticks(
-            fig.colorbar(
-                ScalarMappable(norm=norm, cmap=style.truncated_cmap()),
-                ax=list(axes),
-                format=_si_fmt(),
-                label=style.axis_label("N"),
-                pad=0.01,
-                aspect=30,
-            )
-        )
+        style.size_colorbar(fig, list(axes), norm, style.axis_label("N"))
     return fig
 
 
@@ -414,16 +404,7 @@ def compute_figure(
     _finish(fig, axes, ys, base, style.axis_label("C"), "dev loss (L1)", f"{title}: learning curves and the frontier")
     fig.legend(handles=_dedupe(handles + style.baseline_handles(baselines)), loc="outside lower center", ncol=3)
     if norm is not None:
-        style.colorbar_ticks(
-            fig.colorbar(
-                ScalarMappable(norm=norm, cmap=style.truncated_cmap()),
-                ax=list(axes),
-                format=_si_fmt(),
-                label=style.axis_label("N"),
-                pad=0.01,
-                aspect=30,
-            )
-        )
+        style.size_colorbar(fig, list(axes), norm, style.axis_label("N"))
     return fig
 
 
